@@ -1,0 +1,41 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "hailuo-hook",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "hailuo-hook", targets: ["hailuo-hook"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // epoll, accept4 and sched_getaffinity, which Swift's Glibc module does not expose.
+        .target(name: "CEpoll"),
+        .target(
+            name: "HTTPServer",
+            dependencies: ["CEpoll", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .target(
+            name: "HailuoHook",
+            dependencies: ["HTTPServer", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "hailuo-hook",
+            dependencies: [
+                "HailuoHook", "HTTPServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "HailuoHookTests", dependencies: ["HailuoHook", "HTTPServer"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,357 @@
+import CEpoll
+import Dispatch
+import Glibc
+
+/// One client's connection, driven by its loop: the parser, keep-alive,
+/// pipelining (answers in request order: the next request is not started
+/// while one is in a handler), the three timeouts, and back-pressure (no more
+/// reading or parsing while too much of the answers is unsent).
+///
+/// Thread-safety: touched only on its loop's queue, hence `@unchecked Sendable`
+/// (an async handler's answer comes back through `loop.queue.async`).
+final class Connection: @unchecked Sendable {
+    /// Unsent answer bytes above which the connection stops taking requests.
+    static let highWater = 256 * 1024
+
+    let socket: Socket
+    unowned let loop: IOLoop
+    private var parser: RequestParser
+    private var out: [UInt8] = []
+    private var outIndex = 0
+
+    private var readable = false
+    private var writable = true
+    private var peerClosed = false
+    private var inFlight = false
+    private var closeAfterWrite = false
+    private var lingering = false
+    private(set) var closed = false
+
+    private var pending: (head: RequestHead, match: Router.Match)?
+    private var lastActivity: UInt64
+    private var headStartedAt: UInt64 = 0
+    private var bodyActivityAt: UInt64 = 0
+    private var lingerDeadline: UInt64 = 0
+
+    init(socket: Socket, loop: IOLoop) {
+        self.socket = socket
+        self.loop = loop
+        self.parser = RequestParser(limits: loop.shared.configuration.limits)
+        self.lastActivity = loop.now
+    }
+
+    private var shared: ServerShared { loop.shared }
+    private var pendingOutput: Int { out.count - outIndex }
+
+    func handle(events: UInt32) {
+        if events & (HH_EPOLLIN | HH_EPOLLRDHUP | HH_EPOLLHUP | HH_EPOLLERR) != 0 { readable = true }
+        if events & HH_EPOLLOUT != 0 { writable = true }
+        run()
+    }
+
+    /// Sends what is pending, takes buffered requests, reads while it may.
+    private func run() {
+        guard !closed else { return }
+        if lingering { discardInput(); return }
+        if writable && pendingOutput > 0 { flush() }
+        process()
+        while readable && !closed && wantsInput {
+            switch socket.read(into: loop.scratch) {
+            case .bytes(let n):
+                parser.append(UnsafeRawBufferPointer(rebasing: loop.scratch[0..<n]))
+                lastActivity = loop.now
+                if parser.isReadingBody { bodyActivityAt = loop.now }
+                // A short read drained the socket; edge-triggered epoll reports new data.
+                if n < loop.scratch.count { readable = false }
+                process()
+            case .wouldBlock:
+                readable = false
+            case .endOfFile:
+                readable = false
+                peerClosed = true
+            case .failed:
+                close()
+                return
+            }
+        }
+        flush()
+    }
+
+    private var wantsInput: Bool {
+        !inFlight && !closeAfterWrite && !peerClosed && pendingOutput <= Connection.highWater
+    }
+
+    /// Takes every complete request the buffer holds, in order.
+    private func process() {
+        while !closed && !inFlight && !closeAfterWrite && pendingOutput <= Connection.highWater {
+            let output: RequestParser.Output?
+            do {
+                output = try parser.next()
+            } catch {
+                refuse(error)
+                return
+            }
+            guard let output else { break }
+            switch output {
+            case .head(let head):
+                headStartedAt = 0
+                let match = shared.router.match(method: head.method, path: head.path)
+                if head.framing == .none {
+                    dispatch(head, body: [], trailers: Headers(), match: match)
+                    continue
+                }
+                if let refusal = refusalBeforeBody(head, match) {
+                    refuse(refusal)
+                    return
+                }
+                pending = (head, match)
+                bodyActivityAt = loop.now
+                // A client that already sent body bytes did not wait for the 100.
+                if head.expectsContinue && parser.bufferedByteCount == 0 {
+                    out.append(contentsOf: Connection.continueLine)
+                }
+            case .body(let body, let trailers):
+                guard let (head, match) = pending else { continue }
+                pending = nil
+                dispatch(head, body: body, trailers: trailers, match: match)
+            }
+        }
+        if headStartedAt == 0 && !parser.isIdle && !parser.isReadingBody && pending == nil {
+            headStartedAt = loop.now
+        }
+    }
+
+    /// 413 and 415 are known from the head: refuse before reading (or asking for) the body.
+    private func refusalBeforeBody(_ head: RequestHead, _ match: Router.Match) -> ParseError? {
+        var limit = shared.configuration.maxBodyBytes
+        if case .found(let route, _) = match {
+            limit = route.options.maxBodyBytes ?? limit
+            if !route.options.accepts.isEmpty, let type = head.headers["Content-Type"] {
+                let media = type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingOWS().lowercased() } ?? ""
+                let acceptable = route.options.accepts.contains(media)
+                    || (route.options.accepts.contains("application/json") && media.hasSuffix("+json"))
+                if !acceptable {
+                    return ParseError(.unsupportedMediaType, "Content-Type \(type) is not accepted here; send \(route.options.accepts.joined(separator: " or "))")
+                }
+            }
+        }
+        if case .length(let n) = head.framing, n > limit {
+            return ParseError(.payloadTooLarge, "the request body (\(n) bytes) is larger than \(limit) bytes")
+        }
+        parser.bodyLimit = limit
+        return nil
+    }
+
+    private func dispatch(_ head: RequestHead, body: [UInt8], trailers: Headers, match: Router.Match) {
+        switch match {
+        case .notFound:
+            write(Response.error(.notFound, "no route for \(head.method) \(head.path)"), for: head)
+        case .methodNotAllowed(let allow):
+            var response = Response.error(.methodNotAllowed, "\(head.method) is not allowed on \(head.path); use \(allow.joined(separator: ", "))")
+            response.headers.add("Allow", allow.joined(separator: ", "))
+            write(response, for: head)
+        case .found(let route, let parameters):
+            let request = Request(head: head, body: body, trailers: trailers, parameters: parameters)
+            switch route.handler {
+            case .sync(let handler):
+                write(handler(request), for: head)
+            case .async(let handler):
+                inFlight = true
+                Task {
+                    let response = await handler(request)
+                    self.loop.queue.async { self.finish(response, for: head) }
+                }
+            }
+        }
+    }
+
+    private func finish(_ response: Response, for head: RequestHead) {
+        inFlight = false
+        guard !closed else { return }
+        write(response, for: head)
+        run()
+    }
+
+    /// Answers a refused request and closes: after a framing error nothing after it can be trusted.
+    private func refuse(_ error: ParseError) {
+        pending = nil
+        closeAfterWrite = true
+        serialize(Response.error(error.status, error.message), version: .http1_1, head: false, keepAlive: false)
+        flush()
+    }
+
+    private func write(_ response: Response, for head: RequestHead) {
+        let keepAlive = head.keepAlive && !loop.draining && !closeAfterWrite
+        if !keepAlive { closeAfterWrite = true }
+        serialize(response, version: head.version, head: head.method == "HEAD", keepAlive: keepAlive)
+    }
+
+    private func serialize(_ response: Response, version: HTTPVersion, head: Bool, keepAlive: Bool) {
+        let status = response.status
+        if status.code >= 0 && status.code < Connection.statusLines.count, let line = Connection.statusLines[status.code], line.reason == status.reason {
+            out.append(contentsOf: line.bytes)
+        } else {
+            out.append(contentsOf: "HTTP/1.1 \(status.code) \(status.reason)\r\n".utf8)
+        }
+        out.append(contentsOf: Connection.dateName)
+        out.append(contentsOf: loop.date.current())
+        out.append(contentsOf: Connection.crlf)
+        out.append(contentsOf: shared.serverLine)
+        for (name, value) in response.headers {
+            if Headers.equalNames(name, "Content-Length") || Headers.equalNames(name, "Connection") { continue }
+            appendSafe(name)
+            out.append(contentsOf: Connection.colonSpace)
+            appendSafe(value)
+            out.append(contentsOf: Connection.crlf)
+        }
+        if status.code >= 200 && status.code != 204 && status.code != 304 {
+            out.append(contentsOf: Connection.contentLengthName)
+            appendDecimal(response.body.count)
+            out.append(contentsOf: Connection.crlf)
+        }
+        if !keepAlive {
+            out.append(contentsOf: Connection.connectionClose)
+        } else if version == .http1_0 {
+            out.append(contentsOf: Connection.connectionKeepAlive)
+        }
+        out.append(contentsOf: Connection.crlf)
+        if !head { out.append(contentsOf: response.body) }
+    }
+
+    /// Header text from a handler, with CR, LF and NUL turned into spaces (no header injection).
+    private func appendSafe(_ s: String) {
+        for c in s.utf8 {
+            out.append(c == cr || c == lf || c == 0 ? sp : c)
+        }
+    }
+
+    private func appendDecimal(_ n: Int) {
+        if n < 10 { out.append(UInt8(48 + n)); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var v = n
+        withUnsafeMutableBytes(of: &digits) { d in
+            while v > 0 { d[count] = UInt8(48 + v % 10); v /= 10; count += 1 }
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+        }
+    }
+
+    /// Writes as much of the pending output as the socket takes.
+    private func flush() {
+        guard !closed else { return }
+        while outIndex < out.count {
+            let result = out.withUnsafeBytes { socket.write(UnsafeRawBufferPointer(rebasing: $0[outIndex...])) }
+            switch result {
+            case .bytes(let n):
+                outIndex += n
+                lastActivity = loop.now
+            case .wouldBlock:
+                writable = false
+                return
+            case .failed:
+                close()
+                return
+            }
+        }
+        if out.capacity > 1 << 20 { out = [] } else { out.removeAll(keepingCapacity: true) }
+        outIndex = 0
+        if closeAfterWrite && !inFlight {
+            startLinger()
+        } else if peerClosed && !inFlight {
+            close()
+        }
+    }
+
+    /// After the last answer: send FIN, then read and drop until the client
+    /// closes (or a short deadline), so that unread input does not turn the
+    /// close into a reset that could destroy the answer in flight.
+    private func startLinger() {
+        guard !lingering else { return }
+        lingering = true
+        socket.shutdownWrite()
+        if peerClosed { close(); return }
+        lingerDeadline = loop.now + UInt64(shared.configuration.lingerTimeout * 1e9)
+        readable = true
+        discardInput()
+    }
+
+    private func discardInput() {
+        while !closed {
+            switch socket.read(into: loop.scratch) {
+            case .bytes: continue
+            case .wouldBlock: return
+            case .endOfFile, .failed: close(); return
+            }
+        }
+    }
+
+    func checkTimeouts() {
+        guard !closed else { return }
+        let now = loop.now
+        let config = shared.configuration
+        if lingering {
+            if now >= lingerDeadline { close() }
+        } else if inFlight {
+            return
+        } else if pendingOutput > 0 {
+            // The client stopped reading its answers.
+            if elapsed(since: lastActivity, now) > config.idleTimeout { close() }
+        } else if parser.isReadingBody {
+            if elapsed(since: bodyActivityAt, now) > config.bodyTimeout {
+                refuse(ParseError(.requestTimeout, "no request body bytes arrived for \(Int(config.bodyTimeout)) s"))
+            }
+        } else if headStartedAt != 0 {
+            if elapsed(since: headStartedAt, now) > config.headerTimeout {
+                refuse(ParseError(.requestTimeout, "the request head did not arrive within \(Int(config.headerTimeout)) s"))
+            }
+        } else if elapsed(since: lastActivity, now) > config.idleTimeout {
+            close()
+        }
+    }
+
+    private func elapsed(since t: UInt64, _ now: UInt64) -> Double {
+        now > t ? Double(now - t) / 1e9 : 0
+    }
+
+    /// The server is draining: an idle connection closes now, a busy one after its answer.
+    func drain() {
+        if !inFlight && pendingOutput == 0 && parser.isIdle && pending == nil {
+            close()
+        }
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        socket.close()
+        loop.forget(self)
+    }
+
+    // MARK: Fixed bytes
+
+    static let crlf: [UInt8] = [cr, lf]
+    static let colonSpace: [UInt8] = [colon, sp]
+    static let dateName = Array("Date: ".utf8)
+    static let contentLengthName = Array("Content-Length: ".utf8)
+    static let connectionClose = Array("Connection: close\r\n".utf8)
+    static let connectionKeepAlive = Array("Connection: keep-alive\r\n".utf8)
+    static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+    static let statusLines: [(reason: String, bytes: [UInt8])?] = (0..<600).map { code in
+        guard let reason = Status.standardReasons[code] else { return nil }
+        return (reason, Array("HTTP/1.1 \(code) \(reason)\r\n".utf8))
+    }
+
+    /// Over `server.max_connections` (or draining): a fixed 503 and close.
+    static func refuseOverCapacity(_ socket: Socket) {
+        overCapacityResponse.withUnsafeBytes { _ = socket.write($0) }
+        socket.shutdownWrite()
+        socket.close()
+    }
+
+    static let overCapacityResponse: [UInt8] = {
+        let body = #"{"error":{"code":"service_unavailable","message":"the server is at its connection limit; try again shortly"}}"#
+        return Array(("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
+            + "Retry-After: 1\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body).utf8)
+    }()
+}

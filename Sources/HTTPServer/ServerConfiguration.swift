@@ -1,0 +1,20 @@
+/// Everything the engine needs to know, with API.md's defaults.
+public struct ServerConfiguration: Sendable {
+    public var host: String = "0.0.0.0"
+    public var port: Int = 8080
+    public var maxConnections: Int = 10_000
+    public var idleTimeout: Double = 60
+    public var headerTimeout: Double = 10
+    public var bodyTimeout: Double = 30
+    public var drainTimeout: Double = 10
+    public var limits = RequestParser.Limits()
+    /// The body limit of routes that do not name their own.
+    public var maxBodyBytes: Int = 64 * 1024
+    /// I/O loops (threads serving sockets); nil means one per CPU this process may use.
+    public var ioLoops: Int?
+    /// How long a closing connection waits for the client's FIN after the last answer.
+    public var lingerTimeout: Double = 2
+    public var serverName: String = "hailuo-hook"
+
+    public init() {}
+}

@@ -1,0 +1,103 @@
+import Foundation
+import HTTPServer
+
+/// `POST /v1/callbacks/{token}`: the upstream's challenge and status updates.
+public struct Callbacks: Sendable {
+    struct Body: Decodable {
+        var challenge: String?
+        var task_id: LenientString?
+        var status: String?
+        var file_id: LenientString?
+        var base_resp: BaseResp?
+    }
+
+    let registry: TaskRegistry
+    /// `callbacks.shared_token`: one token for tasks submitted elsewhere.
+    let sharedToken: String?
+    /// Called (outside the lock) when an update made a task succeed with a file id.
+    let onSuccess: @Sendable (_ taskID: String, _ fileID: String) -> Void
+
+    public init(registry: TaskRegistry, sharedToken: String?, onSuccess: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
+        self.registry = registry
+        self.sharedToken = sharedToken
+        self.onSuccess = onSuccess
+    }
+
+    static let decoder = JSONDecoder()
+    static let recorded = Response.json(.ok, text: #"{"status":"success"}"#)
+
+    public func handle(_ request: Request) -> Response {
+        let body: Body
+        do {
+            body = try Callbacks.decoder.decode(Body.self, from: Data(request.body))
+        } catch {
+            return Response.error(.badRequest, "the body is not a JSON callback object: \(JSONErrors.describe(error))", code: "bad_json")
+        }
+        if let challenge = body.challenge {
+            return Response.json(.ok, text: #"{"challenge":"# + JSONText.quote(challenge) + "}")
+        }
+        guard let taskID = body.task_id?.value, !taskID.isEmpty else {
+            return Response.error(.badRequest, "task_id is required")
+        }
+        guard let statusText = body.status else {
+            return Response.error(.badRequest, "status is required")
+        }
+        guard let status = TaskStatus(upstream: statusText) else {
+            return Response.error(.badRequest, "status '\(statusText)' is not one of processing, success, failed")
+        }
+        let update = StatusUpdate(taskID: taskID, status: status, fileID: body.file_id?.value, baseResp: body.base_resp)
+        let token = request.parameters["token"] ?? ""
+        let outcome: TaskRegistry.CallbackOutcome
+        if let sharedToken, CallbackToken.constantTimeEquals(token, sharedToken) {
+            outcome = registry.apply(update, via: .callback, createIfMissing: true).map { .recorded($0) } ?? .unknownToken
+        } else {
+            outcome = registry.recordCallback(token: token, update: update)
+        }
+        switch outcome {
+        case .recorded(let applied):
+            if applied == .applied, status == .success, let fileID = update.fileID { onSuccess(taskID, fileID) }
+            return Callbacks.recorded
+        case .keptUntilSubmitted:
+            return Callbacks.recorded
+        case .unknownToken:
+            return Response.error(.notFound, "unknown callback token")
+        case .taskMismatch:
+            return Response.error(.conflict, "task_id \(taskID) does not belong to this callback URL", code: "task_mismatch")
+        }
+    }
+}
+
+/// One-line descriptions of decoding errors, naming the field.
+enum JSONErrors {
+    static func describe(_ error: Error) -> String {
+        guard let error = error as? DecodingError else { return "\(error)" }
+        switch error {
+        case .typeMismatch(let type, let context):
+            return "\(path(context)) must be \(typeName(type))"
+        case .valueNotFound(let type, let context):
+            return "\(path(context)) must be \(typeName(type)), not null"
+        case .keyNotFound(let key, let context):
+            return "\(path(context, key)) is required"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty { return "invalid JSON" }
+            return "\(path(context)) is invalid"
+        @unknown default:
+            return "invalid JSON"
+        }
+    }
+
+    private static func path(_ context: DecodingError.Context, _ key: CodingKey? = nil) -> String {
+        let keys = context.codingPath + (key.map { [$0] } ?? [])
+        let text = keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        return text.isEmpty ? "the body" : text
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type, is LenientString.Type: return "a string"
+        case is Int.Type, is Double.Type: return "a number"
+        case is Bool.Type: return "true or false"
+        default: return "an object"
+        }
+    }
+}
