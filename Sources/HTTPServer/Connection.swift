@@ -14,7 +14,8 @@ final class Connection: @unchecked Sendable {
     static let highWater = 256 * 1024
 
     let socket: Socket
-    unowned let loop: IOLoop
+    /// Strong: an async handler's answer may come back after the server stopped.
+    let loop: IOLoop
     private var parser: RequestParser
     private var out: [UInt8] = []
     private var outIndex = 0
@@ -49,52 +50,70 @@ final class Connection: @unchecked Sendable {
         run()
     }
 
-    /// Sends what is pending, takes buffered requests, reads while it may.
+    /// Sends what is pending, takes buffered requests, reads while it may,
+    /// until none of the three makes progress.
     private func run() {
-        guard !closed else { return }
-        if lingering { discardInput(); return }
-        if writable && pendingOutput > 0 { flush() }
-        process()
-        while readable && !closed && wantsInput {
-            switch socket.read(into: loop.scratch) {
-            case .bytes(let n):
-                parser.append(UnsafeRawBufferPointer(rebasing: loop.scratch[0..<n]))
-                lastActivity = loop.now
-                if parser.isReadingBody { bodyActivityAt = loop.now }
-                // A short read drained the socket; edge-triggered epoll reports new data.
-                if n < loop.scratch.count { readable = false }
-                process()
-            case .wouldBlock:
-                readable = false
-            case .endOfFile:
-                readable = false
-                peerClosed = true
-            case .failed:
-                close()
-                return
+        while !closed && !lingering {
+            flush()
+            guard !closed && !lingering else { break }
+            let handled = process()
+            let received = readable && wantsInput && readOnce()
+            if handled == 0 && !received {
+                flush()
+                break
             }
         }
-        flush()
+        if lingering && !closed { discardInput() }
+    }
+
+    /// One read into the loop's scratch buffer; true when it changed anything.
+    private func readOnce() -> Bool {
+        switch socket.read(into: loop.scratch) {
+        case .bytes(let n):
+            parser.append(UnsafeRawBufferPointer(rebasing: loop.scratch[0..<n]))
+            lastActivity = loop.now
+            if parser.isReadingBody { bodyActivityAt = loop.now }
+            // A short read drained the socket; edge-triggered epoll reports new data.
+            if n < loop.scratch.count { readable = false }
+            return true
+        case .wouldBlock:
+            readable = false
+            return false
+        case .endOfFile:
+            readable = false
+            peerClosed = true
+            return true
+        case .failed:
+            close()
+            return false
+        }
     }
 
     private var wantsInput: Bool {
         !inFlight && !closeAfterWrite && !peerClosed && pendingOutput <= Connection.highWater
     }
 
-    /// Takes every complete request the buffer holds, in order.
-    private func process() {
+    /// Takes every complete request the buffer holds, in order; returns how many parser outputs it took.
+    @discardableResult
+    private func process() -> Int {
+        var taken = 0
         while !closed && !inFlight && !closeAfterWrite && pendingOutput <= Connection.highWater {
             let output: RequestParser.Output?
             do {
                 output = try parser.next()
             } catch {
                 refuse(error)
-                return
+                return taken + 1
             }
-            guard let output else { break }
+            guard let output else {
+                // Waiting on the client for the rest of a head: the header timeout runs.
+                if headStartedAt == 0 && !parser.isIdle && !parser.isReadingBody { headStartedAt = loop.now }
+                return taken
+            }
+            taken += 1
+            headStartedAt = 0
             switch output {
             case .head(let head):
-                headStartedAt = 0
                 let match = shared.router.match(method: head.method, path: head.path)
                 if head.framing == .none {
                     dispatch(head, body: [], trailers: Headers(), match: match)
@@ -102,7 +121,7 @@ final class Connection: @unchecked Sendable {
                 }
                 if let refusal = refusalBeforeBody(head, match) {
                     refuse(refusal)
-                    return
+                    return taken
                 }
                 pending = (head, match)
                 bodyActivityAt = loop.now
@@ -116,9 +135,9 @@ final class Connection: @unchecked Sendable {
                 dispatch(head, body: body, trailers: trailers, match: match)
             }
         }
-        if headStartedAt == 0 && !parser.isIdle && !parser.isReadingBody && pending == nil {
-            headStartedAt = loop.now
-        }
+        // Stopped by our own state (a handler, unsent answers), not by the client.
+        headStartedAt = 0
+        return taken
     }
 
     /// 413 and 415 are known from the head: refuse before reading (or asking for) the body.
@@ -171,6 +190,7 @@ final class Connection: @unchecked Sendable {
         write(response, for: head)
         run()
     }
+
 
     /// Answers a refused request and closes: after a framing error nothing after it can be trusted.
     private func refuse(_ error: ParseError) {
@@ -240,6 +260,7 @@ final class Connection: @unchecked Sendable {
     /// Writes as much of the pending output as the socket takes.
     private func flush() {
         guard !closed else { return }
+        if outIndex < out.count && !writable { return }
         while outIndex < out.count {
             let result = out.withUnsafeBytes { socket.write(UnsafeRawBufferPointer(rebasing: $0[outIndex...])) }
             switch result {
