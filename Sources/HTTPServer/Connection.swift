@@ -22,6 +22,9 @@ final class Connection: @unchecked Sendable {
 
     private var readable = false
     private var writable = true
+    /// EPOLLOUT is asked for only while an answer waits for socket space:
+    /// every ACK would otherwise be an event (and a wake-up through the nested epoll).
+    private var watchingWrites = false
     private var peerClosed = false
     private var inFlight = false
     private var closeAfterWrite = false
@@ -269,12 +272,14 @@ final class Connection: @unchecked Sendable {
                 lastActivity = loop.now
             case .wouldBlock:
                 writable = false
+                watchWrites(true)
                 return
             case .failed:
                 close()
                 return
             }
         }
+        if watchingWrites { watchWrites(false) }
         if out.capacity > 1 << 20 { out = [] } else { out.removeAll(keepingCapacity: true) }
         outIndex = 0
         if closeAfterWrite && !inFlight {
@@ -283,6 +288,14 @@ final class Connection: @unchecked Sendable {
             close()
         }
     }
+
+    private func watchWrites(_ on: Bool) {
+        watchingWrites = on
+        let flags = Connection.readFlags | (on ? HH_EPOLLOUT : 0)
+        _ = hh_epoll_mod(loop.epfd, socket.fd, flags, UInt64(socket.fd))
+    }
+
+    static let readFlags = HH_EPOLLIN | HH_EPOLLRDHUP | HH_EPOLLET
 
     /// After the last answer: send FIN, then read and drop until the client
     /// closes (or a short deadline), so that unread input does not turn the

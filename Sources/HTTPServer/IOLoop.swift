@@ -105,8 +105,7 @@ final class IOLoop: @unchecked Sendable {
             }
             connections[fd] = connection
             liveCount += 1
-            let flags = HH_EPOLLIN | HH_EPOLLOUT | HH_EPOLLRDHUP | HH_EPOLLET
-            if hh_epoll_add(epfd, socket.fd, flags, UInt64(fd)) != 0 {
+            if hh_epoll_add(epfd, socket.fd, Connection.readFlags, UInt64(fd)) != 0 {
                 shared.logger.warning("\(SocketError("epoll_ctl(add)"))")
                 connection.close()
             }
