@@ -82,12 +82,14 @@ public final class Server: Sendable {
     private let loops: [IOLoop]
     private let listener: Socket
     private let stopped = DrainSignal()
-    private let state = Mutex<Phase>(.serving)
+    private let state = Mutex<Phase>(.created)
 
-    enum Phase { case serving, draining, stopped }
+    enum Phase { case created, serving, draining, stopped }
 
-    /// Binds, listens and starts serving; `port` is the bound port (useful with port 0).
-    public init(configuration: ServerConfiguration, router: Router, logger: Logger = Logger(label: "hailuo-hook.http")) throws(SocketError) {
+    /// Binds and listens; `port` is the bound port (useful with port 0). With
+    /// `start: false` nothing is served until `start()`, so routes that need
+    /// the port can be added first (a router must not change once serving).
+    public init(configuration: ServerConfiguration, router: Router, logger: Logger = Logger(label: "hailuo-hook.http"), start: Bool = true) throws(SocketError) {
         let listener = try Socket.listening(host: configuration.host, port: configuration.port)
         let shared = ServerShared(configuration: configuration, router: router, logger: logger)
         let count = max(1, configuration.ioLoops ?? Int(hh_cpu_count()))
@@ -102,6 +104,17 @@ public final class Server: Sendable {
         self.shared = shared
         self.loops = loops
         self.port = listener.localPort
+        if start { self.start() }
+    }
+
+    /// Starts serving (once).
+    public func start() {
+        let first = state.withLock { phase -> Bool in
+            guard phase == .created else { return false }
+            phase = .serving
+            return true
+        }
+        guard first else { return }
         for loop in loops { loop.queue.async { loop.start() } }
     }
 
@@ -115,7 +128,7 @@ public final class Server: Sendable {
     /// `drain_timeout_s` is closed. Returns when the server has stopped.
     public func shutdown() async {
         let first = state.withLock { phase -> Bool in
-            guard phase == .serving else { return false }
+            guard phase == .serving || phase == .created else { return false }
             phase = .draining
             return true
         }

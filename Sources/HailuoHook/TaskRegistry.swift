@@ -24,7 +24,14 @@ public final class TaskRegistry: Sendable {
         /// Task ids by creation sequence, oldest first; removed ids are skipped and compacted lazily.
         var order: [(seq: UInt64, id: String)] = []
         var nextSeq: UInt64 = 1
+        /// file id → task id, for the MiniMax-compatible file route.
+        var files: [String: String] = [:]
+        /// `?wait=` callers, woken when their task ends.
+        var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
+        var nextWaiter = 0
     }
+
+    typealias Wakeups = [CheckedContinuation<Void, Never>]
 
     struct Entry {
         var task: VideoTask
@@ -61,7 +68,7 @@ public final class TaskRegistry: Sendable {
     /// token before this are applied now. Returns the task as stored.
     @discardableResult
     public func insert(_ task: VideoTask, token: CallbackToken?, at now: Date = Date()) -> VideoTask {
-        storage.withLock { s in
+        let (stored, wakeups) = storage.withLock { s -> (VideoTask, Wakeups) in
             var task = task
             if let token, case .pending(let early)? = s.tokens[SecretKey(token.value)] {
                 for update in early where update.taskID == task.taskID {
@@ -78,40 +85,45 @@ public final class TaskRegistry: Sendable {
             s.order.append((seq, task.taskID))
             if let token { s.tokens[SecretKey(token.value)] = .task(task.taskID) }
             prune(&s, now: now)
-            return task
+            return (task, TaskRegistry.changed(&s, task.taskID))
         }
+        wakeups.forEach { $0.resume() }
+        return stored
     }
 
     /// Applies a callback received on `token`.
     public func recordCallback(token: String, update: StatusUpdate, at now: Date = Date()) -> CallbackOutcome {
-        storage.withLock { s in
+        let (outcome, wakeups) = storage.withLock { s -> (CallbackOutcome, Wakeups) in
             let key = SecretKey(token)
-            guard let entry = s.tokens[key] else { return .unknownToken }
+            guard let entry = s.tokens[key] else { return (.unknownToken, []) }
             switch entry {
             case .pending(var early):
                 if early.count < VideoTask.maxEvents { early.append(update) }
                 s.tokens[key] = .pending(early)
-                return .keptUntilSubmitted
+                return (.keptUntilSubmitted, [])
             case .task(let id):
                 guard id == update.taskID else {
-                    return .taskMismatch(expected: id)
+                    return (.taskMismatch(expected: id), [])
                 }
                 guard let outcome = s.tasks[id]?.task.apply(update, at: now, via: .callback) else {
-                    return .unknownToken
+                    return (.unknownToken, [])
                 }
-                return .recorded(outcome)
+                return (.recorded(outcome), outcome == .applied ? TaskRegistry.changed(&s, id) : [])
             }
         }
+        wakeups.forEach { $0.resume() }
+        return outcome
     }
 
     /// Applies an update to the task with this id, if known (shared-token
     /// callbacks and polling); an unknown id creates an `external` task when `createIfMissing`.
     public func apply(_ update: StatusUpdate, via: TaskEvent.Via, createIfMissing: Bool, at now: Date = Date()) -> ApplyOutcome? {
-        storage.withLock { s in
+        let (outcome, wakeups) = storage.withLock { s -> (ApplyOutcome?, Wakeups) in
             if s.tasks[update.taskID] != nil {
-                return s.tasks[update.taskID]!.task.apply(update, at: now, via: via)
+                let outcome = s.tasks[update.taskID]!.task.apply(update, at: now, via: via)
+                return (outcome, outcome == .applied ? TaskRegistry.changed(&s, update.taskID) : [])
             }
-            guard createIfMissing else { return nil }
+            guard createIfMissing else { return (nil, []) }
             var task = VideoTask(taskID: update.taskID, source: .external, createdAt: now)
             let outcome = task.apply(update, at: now, via: via)
             let seq = s.nextSeq
@@ -119,18 +131,62 @@ public final class TaskRegistry: Sendable {
             s.tasks[task.taskID] = Entry(task: task, seq: seq, token: nil)
             s.order.append((seq, task.taskID))
             prune(&s, now: now)
-            return outcome
+            return (outcome, TaskRegistry.changed(&s, task.taskID))
         }
+        wakeups.forEach { $0.resume() }
+        return outcome
+    }
+
+    /// After a change to task `id` (under the lock): indexes its file and
+    /// hands back the waiters to wake (outside the lock) if it has ended.
+    private static func changed(_ s: inout Storage, _ id: String) -> Wakeups {
+        guard let task = s.tasks[id]?.task else { return [] }
+        if let fileID = task.fileID { s.files[fileID] = id }
+        guard task.status.isEnded, let waiting = s.waiters.removeValue(forKey: id) else { return [] }
+        return Array(waiting.values)
+    }
+
+    /// The task once it has ended, or as it stands after `timeout` seconds;
+    /// nil when unknown. Woken by the change itself, no polling.
+    public func waitUntilEnded(_ id: String, timeout: Double) async -> VideoTask? {
+        if timeout > 0 {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let waiter = storage.withLock { s -> Int? in
+                    guard let entry = s.tasks[id], !entry.task.status.isEnded else { return nil }
+                    s.nextWaiter += 1
+                    s.waiters[id, default: [:]][s.nextWaiter] = continuation
+                    return s.nextWaiter
+                }
+                guard let waiter else { continuation.resume(); return }
+                Task {
+                    try? await Task.sleep(nanoseconds: UInt64(timeout * 1e9))
+                    let expired = self.storage.withLock { s -> CheckedContinuation<Void, Never>? in
+                        let c = s.waiters[id]?.removeValue(forKey: waiter)
+                        if s.waiters[id]?.isEmpty == true { s.waiters[id] = nil }
+                        return c
+                    }
+                    expired?.resume()
+                }
+            }
+        }
+        return task(id)
+    }
+
+    /// The task that produced `fileID`.
+    public func task(fileID: String) -> VideoTask? {
+        storage.withLock { s in s.files[fileID].flatMap { s.tasks[$0]?.task } }
     }
 
     /// Changes a task in place (download URL, video size); false when unknown.
     @discardableResult
     public func update(_ taskID: String, _ change: (inout VideoTask) -> Void) -> Bool {
-        storage.withLock { s in
-            guard s.tasks[taskID] != nil else { return false }
+        let (found, wakeups) = storage.withLock { s -> (Bool, Wakeups) in
+            guard s.tasks[taskID] != nil else { return (false, []) }
             change(&s.tasks[taskID]!.task)
-            return true
+            return (true, TaskRegistry.changed(&s, taskID))
         }
+        wakeups.forEach { $0.resume() }
+        return found
     }
 
     // MARK: Reading
@@ -201,6 +257,7 @@ public final class TaskRegistry: Sendable {
             if shouldRemove(s, entry) {
                 s.tasks[item.id] = nil
                 if let token = entry.token { s.tokens[SecretKey(token)] = nil }
+                if let fileID = entry.task.fileID { s.files[fileID] = nil }
             } else {
                 kept.append(item)
             }

@@ -46,23 +46,18 @@ struct Serve: AsyncParsableCommand {
         LineLogHandler.bootstrap(level: configuration.logLevel, format: configuration.logFormat)
         let logger = Logger(label: "hailuo-hook")
 
-        let registry = TaskRegistry(maxTasks: configuration.maxTasks, retention: configuration.retention)
-        if benchTasks > 0 { registry.seedBenchmarkTasks(benchTasks) }
-        let callbacks = Callbacks(registry: registry, sharedToken: configuration.callbackSharedToken)
-        let router = Routes.make(callbacks: callbacks, maxBodyBytes: configuration.maxBodyBytes)
-
-        let server: Server
+        let hook: HookServer
         do {
-            server = try Server(configuration: configuration.server, router: router, logger: Logger(label: "hailuo-hook.http"))
+            hook = try HookServer(configuration: configuration, benchmarkTasks: benchTasks, logger: logger)
         } catch {
-            logger.critical("cannot listen on \(configuration.host):\(configuration.port): \(error)")
+            logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
-        logger.info("listening on http://\(configuration.host):\(server.port)", metadata: ["port": "\(server.port)"])
+        logger.info("listening on http://\(configuration.host):\(hook.port)", metadata: ["port": "\(hook.port)", "public_url": "\(hook.publicURL)"])
 
         await waitForStopSignal()
         logger.info("draining (up to \(configuration.drainTimeout) s)")
-        await server.shutdown()
+        await hook.shutdown()
         logger.info("stopped")
     }
 }
