@@ -148,7 +148,7 @@ final class Connection: @unchecked Sendable {
         var limit = shared.configuration.maxBodyBytes
         if case .found(let route, _) = match {
             limit = route.options.maxBodyBytes ?? limit
-            if !route.options.accepts.isEmpty, let type = head.headers["Content-Type"] {
+            if !route.options.accepts.isEmpty, let type = head.headers["Content-Type"], !route.options.accepts.contains(type) {
                 let media = type.split(separator: ";", maxSplits: 1).first.map { $0.trimmingOWS().lowercased() } ?? ""
                 let acceptable = route.options.accepts.contains(media)
                     || (route.options.accepts.contains("application/json") && media.hasSuffix("+json"))

@@ -362,6 +362,8 @@ public struct RequestParser {
     }
 
     private func parseContentLength(_ value: String) throws(ParseError) -> Int {
+        // The usual case: one plain number.
+        if value.utf8.count <= 18, !value.isEmpty, value.utf8.allSatisfy(isDigit), let n = Int(value) { return n }
         var result: Int? = nil
         for part in value.split(separator: ",", omittingEmptySubsequences: false) {
             let digits = part.trimmingOWS()

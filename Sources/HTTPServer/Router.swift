@@ -86,15 +86,23 @@ public struct Router: Sendable {
     public func match(method: String, path: Substring) -> Match {
         var node = root
         var parameters: [String: String] = [:]
-        for segment in path.split(separator: "/") {
+        // Walks the segments in place: no array of them is built.
+        let bytes = path.utf8
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            if bytes[i] == slash { i = bytes.index(after: i); continue }
+            var j = i
+            while j < bytes.endIndex && bytes[j] != slash { j = bytes.index(after: j) }
+            let segment = path[i..<j]
             if let child = node.literals[segment] {
                 node = child
             } else if let (name, child) = node.parameter {
-                parameters[name] = segment.contains("%") ? (segment.removingPercentEncodingOrSelf()) : String(segment)
+                parameters[name] = segment.utf8.contains(UInt8(ascii: "%")) ? segment.removingPercentEncodingOrSelf() : String(segment)
                 node = child
             } else {
                 return .notFound
             }
+            i = j
         }
         if node.routes.isEmpty { return .notFound }
         if let route = node.routes[method] ?? (method == "HEAD" ? node.routes["GET"] : nil) {
