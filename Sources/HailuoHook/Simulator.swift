@@ -21,7 +21,7 @@ public final class Simulator: Sendable {
     public init(options: Options, logger: Logger = Logger(label: "hailuo-hook.simulator")) throws {
         let core = SimulatorCore(options: options, logger: logger)
         let router = Router()
-        router.post("/v1/video_generation", options: RouteOptions(maxBodyBytes: 64 * 1024 * 1024), .sync { core.submit($0) })
+        router.post("/v1/video_generation", options: RouteOptions(maxBodyBytes: 64 * 1024 * 1024), .async { await core.submit($0) })
         router.get("/v1/query/video_generation", .sync { core.query($0) })
         router.get("/v1/files/retrieve", .sync { core.retrieve($0) })
         router.get("/download/:file", .sync { _ in
@@ -49,6 +49,9 @@ public final class Simulator: Sendable {
         public var dropRate = 0.0
         /// Pause before each callback.
         public var delayMs = 300
+        /// Send the challenge and `processing` before answering the submit call,
+        /// as the real service may (the receiver must keep and apply them).
+        public var earlyCallbacks = false
         public var host = "127.0.0.1"
         public var port = 0
 
@@ -102,7 +105,7 @@ final class SimulatorCore: Sendable {
         return !key.isEmpty
     }
 
-    func submit(_ request: Request) -> Response {
+    func submit(_ request: Request) async -> Response {
         guard authorized(request) else { return SimulatorCore.answer(BaseResp(1004, "authentication failed")) }
         let video: VideoRequest
         do {
@@ -117,7 +120,15 @@ final class SimulatorCore: Sendable {
         let (width, height) = SimulatorCore.size(of: resolution)
         let callbackURL = video.fields["callback_url"]?.stringValue
         tasks.withLock { $0[taskID] = SimulatedTask(fileID: String(205_258_526_306_000 + n), callbackURL: callbackURL, width: width, height: height) }
-        Task { await self.run(taskID: taskID, callbackURL: callbackURL) }
+        if options.earlyCallbacks {
+            let plan = await begin(taskID: taskID, callbackURL: callbackURL, immediately: true)
+            Task { await self.end(plan, taskID: taskID, callbackURL: callbackURL) }
+        } else {
+            Task {
+                let plan = await self.begin(taskID: taskID, callbackURL: callbackURL, immediately: false)
+                await self.end(plan, taskID: taskID, callbackURL: callbackURL)
+            }
+        }
         return SimulatorCore.answer(.success, ["task_id": .string(taskID)])
     }
 
@@ -159,38 +170,56 @@ final class SimulatorCore: Sendable {
 
     // MARK: A task's life
 
-    private func run(taskID: String, callbackURL: String?) async {
-        let delay = UInt64(max(0, options.delayMs)) * 1_000_000
-        let failed = Double.random(in: 0..<1) < options.failRate
-        let fileID = tasks.withLock { $0[taskID]?.fileID } ?? ""
-        let final: [String: JSONValue] = failed
-            ? ["task_id": .string(taskID), "status": .string("failed"),
-               "base_resp": .object(["status_code": .number(1027), "status_msg": .string("output video flagged as sensitive")])]
-            : ["task_id": .string(taskID), "status": .string("success"), "file_id": .string(fileID),
-               "base_resp": .object(["status_code": .number(0), "status_msg": .string("success")])]
-        let processing: [String: JSONValue] = ["task_id": .string(taskID), "status": .string("processing"),
-                                               "base_resp": .object(["status_code": .number(0), "status_msg": .string("success")])]
-        var verified = false
+    /// What will happen to one task, drawn once.
+    struct Plan: Sendable {
+        var verified: Bool
+        var failed: Bool
+        var reorder: Bool
+    }
+
+    static func update(_ taskID: String, _ status: String, fileID: String? = nil, base: BaseResp = .success) -> [String: JSONValue] {
+        var update: [String: JSONValue] = [
+            "task_id": .string(taskID), "status": .string(status),
+            "base_resp": .object(["status_code": .number(Double(base.status_code)), "status_msg": .string(base.status_msg)]),
+        ]
+        if let fileID { update["file_id"] = .string(fileID) }
+        return update
+    }
+
+    /// The challenge, then (after the delay unless `immediately`) `processing`.
+    private func begin(taskID: String, callbackURL: String?, immediately: Bool) async -> Plan {
+        var plan = Plan(verified: false, failed: Double.random(in: 0..<1) < options.failRate,
+                        reorder: Double.random(in: 0..<1) < options.reorderRate)
         if let callbackURL {
             // The URL check: a receiver that does not echo the challenge gets no updates.
             let challenge = UUID().uuidString.lowercased()
             if let echo = await post(callbackURL, ["challenge": .string(challenge)]),
                (try? JSONDecoder().decode([String: String].self, from: echo))?["challenge"] == challenge {
-                verified = true
+                plan.verified = true
             } else {
                 logger.warning("callback URL did not echo the challenge; no updates will be sent", metadata: ["task_id": "\(taskID)"])
             }
         }
-        // processing, then the end; a reordered task sends its processing late, after the end.
-        let reorder = Double.random(in: 0..<1) < options.reorderRate
-        try? await Task.sleep(nanoseconds: delay)
+        if !immediately { try? await Task.sleep(nanoseconds: delay) }
         setStatus(taskID, .processing)
-        if verified && !reorder { await deliver(processing, to: callbackURL) }
-        try? await Task.sleep(nanoseconds: delay)
-        setStatus(taskID, failed ? .failed : .success)
-        if verified { await deliver(final, to: callbackURL) }
-        if verified && reorder { await deliver(processing, to: callbackURL) }
+        // A reordered task sends its processing late, after the end.
+        if plan.verified && !plan.reorder { await deliver(SimulatorCore.update(taskID, "processing"), to: callbackURL) }
+        return plan
     }
+
+    /// After the delay: `success` with a file id, or `failed`.
+    private func end(_ plan: Plan, taskID: String, callbackURL: String?) async {
+        try? await Task.sleep(nanoseconds: delay)
+        let fileID = tasks.withLock { $0[taskID]?.fileID } ?? ""
+        setStatus(taskID, plan.failed ? .failed : .success)
+        let final = plan.failed
+            ? SimulatorCore.update(taskID, "failed", base: BaseResp(1027, "output video flagged as sensitive"))
+            : SimulatorCore.update(taskID, "success", fileID: fileID)
+        if plan.verified { await deliver(final, to: callbackURL) }
+        if plan.verified && plan.reorder { await deliver(SimulatorCore.update(taskID, "processing"), to: callbackURL) }
+    }
+
+    private var delay: UInt64 { UInt64(max(0, options.delayMs)) * 1_000_000 }
 
     /// One update, subject to the drop and duplicate rates.
     private func deliver(_ update: [String: JSONValue], to url: String?) async {
