@@ -1,0 +1,116 @@
+import Foundation
+import Synchronization
+import Testing
+
+/// The real executable, as a user runs it: `serve`, `simulate`, `submit --wait`, `status`, `list`.
+@Suite(.serialized) struct CommandLineTests {
+    static let binary: String = {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return root.appendingPathComponent(".build/debug/hailuo-hook").path
+    }()
+
+    /// A running process whose output is collected as it comes.
+    final class Running: Sendable {
+        let process: Process
+        private let output = Mutex("")
+
+        init(_ arguments: [String], environment: [String: String] = [:]) throws {
+            process = Process()
+            process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
+            process.arguments = arguments
+            var env = ProcessInfo.processInfo.environment
+            for key in ["MINIMAX_API_KEY", "HAILUO_HOOK_API_TOKEN", "PORT", "HAILUO_HOOK_PORT", "HAILUO_HOOK_CONFIG"] { env[key] = nil }
+            env.merge(environment) { $1 }
+            process.environment = env
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+                let data = handle.availableData
+                self?.output.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+            try process.run()
+        }
+
+        var text: String { output.withLock { $0 } }
+
+        /// The port from the "listening on"/"simulating" log line.
+        func port() async throws -> Int {
+            _ = await eventually { self.text.contains("port=") || !self.process.isRunning }
+            let text = self.text
+            guard let range = text.range(of: #"port=(\d+)"#, options: .regularExpression) else {
+                throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "no port in: \(text)"])
+            }
+            return Int(text[range].dropFirst(5))!
+        }
+
+        func stop() async -> Int32 {
+            if process.isRunning { process.terminate() }
+            _ = await eventually { !self.process.isRunning }
+            return process.terminationStatus
+        }
+    }
+
+    /// Runs a command to its end; its exit status and output.
+    func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
+        let running = try Running(arguments, environment: environment)
+        _ = await eventually(timeout: 60) { !running.process.isRunning }
+        try await Task.sleep(nanoseconds: 50_000_000)  // the last bytes of the pipe
+        return (running.process.terminationStatus, running.text)
+    }
+
+    @Test func newUserLoopEndsWithADownloadURL() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build first: swift build")
+        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1"])
+        let port = try await serve.port()
+        #expect(serve.text.contains("simulating MiniMax"))
+        let server = "http://127.0.0.1:\(port)"
+        let (status, output) = try await run(["submit", "--server", server, "--prompt", "A man picks up a book [Pedestal up], then reads [Static shot].", "--wait"])
+        #expect(status == 0, "\(output)")
+        let lines = output.split(separator: "\n")
+        #expect(lines.first?.hasPrefix("task ") == true)
+        #expect(lines.contains("success after") == false)
+        #expect(lines.contains { $0.hasPrefix("success after") })
+        let url = try #require(lines.last.map(String.init))
+        #expect(url.hasPrefix("http://127.0.0.1:") && url.hasSuffix(".mp4"))
+        let id = String(lines[0].dropFirst(5))
+
+        let (statusCode, statusOut) = try await run(["status", "--server", server, id])
+        #expect(statusCode == 0)
+        #expect(statusOut.contains(#""status" : "success""#))
+        let (listCode, listOut) = try await run(["list", "--server", server, "--status", "success"])
+        #expect(listCode == 0)
+        #expect(listOut.contains(id))
+        let (missingCode, missingOut) = try await run(["status", "--server", server, "nope"])
+        #expect(missingCode == 1)
+        #expect(missingOut.contains("HTTP 404"))
+        // SIGTERM drains and exits 0.
+        #expect(await serve.stop() == 0)
+        #expect(serve.text.contains("stopped"))
+    }
+
+    @Test func failedTaskExitsNonZero() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build first: swift build")
+        let upstream = try Running(["simulate", "--port", "0", "--fail-rate", "1", "--delay-ms", "50"], environment: ["MINIMAX_API_KEY": "sk-cli"])
+        let upstreamPort = try await upstream.port()
+        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1", "--upstream-base-url", "http://127.0.0.1:\(upstreamPort)"],
+                                environment: ["MINIMAX_API_KEY": "sk-cli"])
+        let port = try await serve.port()
+        #expect(!serve.text.contains("simulating MiniMax"))
+        let (status, output) = try await run(["submit", "--server", "http://127.0.0.1:\(port)", "--prompt", "x", "--wait"])
+        #expect(status == 1)
+        #expect(output.contains("failed: output video flagged as sensitive (1027)"))
+        _ = await serve.stop()
+        _ = await upstream.stop()
+    }
+
+    @Test func badConfigurationStopsWithExit2() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build first: swift build")
+        let (status, output) = try await run(["serve"], environment: ["HAILUO_HOOK_PORT": "eighty"])
+        #expect(status == 2)
+        #expect(output.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
+        #expect(output.contains("server.port"))
+        let (flagStatus, _) = try await run(["serve", "--no-such-flag"])
+        #expect(flagStatus == 64)
+    }
+}
