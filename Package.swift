@@ -2,6 +2,9 @@
 import PackageDescription
 
 let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+// The engine's state is confined to one serial queue per loop; the runtime
+// exclusivity checks on its hot path cost ~8% of a request's CPU (perf, bench/README.md).
+let engine: [SwiftSetting] = strict + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
 
 let package = Package(
     name: "hailuo-hook",
@@ -19,7 +22,7 @@ let package = Package(
         .target(
             name: "HTTPServer",
             dependencies: ["CEpoll", .product(name: "Logging", package: "swift-log")],
-            swiftSettings: strict
+            swiftSettings: engine
         ),
         .target(
             name: "HailuoHook",

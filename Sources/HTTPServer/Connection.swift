@@ -243,6 +243,10 @@ final class Connection: @unchecked Sendable {
 
     /// Header text from a handler, with CR, LF and NUL turned into spaces (no header injection).
     private func appendSafe(_ s: String) {
+        if !s.utf8.contains(where: { $0 == cr || $0 == lf || $0 == 0 }) {
+            out.append(contentsOf: s.utf8)
+            return
+        }
         for c in s.utf8 {
             out.append(c == cr || c == lf || c == 0 ? sp : c)
         }

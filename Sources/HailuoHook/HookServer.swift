@@ -12,6 +12,7 @@ public final class HookServer: Sendable {
     public let simulator: Simulator?
     public let publicURL: String
     let logger: Logger
+    private let housekeeping: Task<Void, Never>
 
     public var port: Int { server.port }
 
@@ -61,6 +62,13 @@ public final class HookServer: Sendable {
             maxSubmitBodyBytes: configuration.maxSubmitBodyBytes
         ))
         server.start()
+        // Ended tasks past the retention go even when no new task arrives.
+        self.housekeeping = Task { [registry] in
+            while !Task.isCancelled {
+                try? await Task.sleep(nanoseconds: 60_000_000_000)
+                registry.expire()
+            }
+        }
 
         if let simulator {
             logger.notice("no upstream.api_key: simulating MiniMax in this process at \(simulator.baseURL)")
@@ -74,6 +82,7 @@ public final class HookServer: Sendable {
 
     /// Drains the HTTP server, then the simulator.
     public func shutdown() async {
+        housekeeping.cancel()
         await server.shutdown()
         await simulator?.shutdown()
     }

@@ -29,6 +29,8 @@ public final class TaskRegistry: Sendable {
         /// `?wait=` callers, woken when their task ends.
         var waiters: [String: [Int: CheckedContinuation<Void, Never>]] = [:]
         var nextWaiter = 0
+        /// When ended tasks were last checked against the retention (a full pass).
+        var lastRetentionSweep = Date.distantPast
     }
 
     typealias Wakeups = [CheckedContinuation<Void, Never>]
@@ -236,11 +238,14 @@ public final class TaskRegistry: Sendable {
     /// (then oldest of any kind) while over `maxTasks`. Called under the lock.
     private func prune(_ s: inout Storage, now: Date) {
         if s.tasks.count > maxTasks || s.order.count > 2 * maxTasks + 1024 {
-            removeWhile(&s) { s, entry in s.tasks.count > self.maxTasks && entry.task.status.isEnded }
-            removeWhile(&s) { s, _ in s.tasks.count > self.maxTasks }
+            // Down to 1% under the bound, so the full pass is paid once per many inserts.
+            let target = maxTasks - maxTasks / 100
+            removeWhile(&s) { s, entry in s.tasks.count > target && entry.task.status.isEnded }
+            removeWhile(&s) { s, _ in s.tasks.count > target }
         }
-        if let oldest = s.order.first, let entry = s.tasks[oldest.id],
-           now.timeIntervalSince(entry.task.updatedAt) > retention {
+        // A full pass, so at most once a minute (or a tenth of the retention).
+        if now.timeIntervalSince(s.lastRetentionSweep) >= min(60, retention / 10) {
+            s.lastRetentionSweep = now
             let cutoff = now.addingTimeInterval(-retention)
             removeWhile(&s) { _, entry in entry.task.status.isEnded && entry.task.updatedAt < cutoff }
         }
@@ -265,9 +270,12 @@ public final class TaskRegistry: Sendable {
         s.order = kept
     }
 
-    /// Drops ended tasks past the retention; called by a timer.
+    /// Drops ended tasks past the retention now; `serve` calls it every minute.
     public func expire(now: Date = Date()) {
-        storage.withLock { s in prune(&s, now: now) }
+        storage.withLock { s in
+            s.lastRetentionSweep = .distantPast
+            prune(&s, now: now)
+        }
     }
 
     // MARK: Benchmark
