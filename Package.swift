@@ -19,6 +19,8 @@ let package = Package(
     targets: [
         // epoll, accept4 and sched_getaffinity, which Swift's Glibc module does not expose.
         .target(name: "CEpoll"),
+        // zlib (zlib1g-dev): CRC-32 of journal records, gzip later.
+        .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "HTTPServer",
             dependencies: ["CEpoll", .product(name: "Logging", package: "swift-log")],
@@ -26,7 +28,7 @@ let package = Package(
         ),
         .target(
             name: "HailuoHook",
-            dependencies: ["HTTPServer", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["HTTPServer", "CZlib", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -49,7 +49,11 @@ public struct Callbacks: Sendable {
         let token = request.parameters["token"] ?? ""
         let outcome: TaskRegistry.CallbackOutcome
         if let sharedToken, CallbackToken.constantTimeEquals(token, sharedToken) {
-            outcome = registry.apply(update, via: .callback, createIfMissing: true).map { .recorded($0) } ?? .unknownToken
+            do {
+                outcome = try registry.apply(update, via: .callback, createIfMissing: true).map { .recorded($0) } ?? .unknownToken
+            } catch {
+                outcome = .notRecorded(error.description)
+            }
         } else {
             outcome = registry.recordCallback(token: token, update: update)
         }
@@ -61,6 +65,8 @@ public struct Callbacks: Sendable {
             return Callbacks.recorded
         case .unknownToken:
             return Response.error(.notFound, "unknown callback token")
+        case .notRecorded(let why):
+            return Response.error(.serviceUnavailable, "the callback could not be recorded (\(why)); send it again", code: "not_recorded")
         case .taskMismatch:
             return Response.error(.conflict, "task_id \(taskID) does not belong to this callback URL", code: "task_mismatch")
         }

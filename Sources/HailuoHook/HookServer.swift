@@ -1,6 +1,7 @@
 import Foundation
 import HTTPServer
 import Logging
+import Synchronization
 
 /// `serve`: the registry, the upstream client (or, with no API key, the
 /// built-in simulator), the routes and the HTTP server, started together.
@@ -13,6 +14,11 @@ public final class HookServer: Sendable {
     public let publicURL: String
     let logger: Logger
     private let housekeeping: Task<Void, Never>
+    private let reconciling: Task<Void, Never>
+    public let reconciler: Reconciler
+    public let keys: IdempotencyKeys
+    /// False until the journal is replayed and the listener serves; false again once draining.
+    private let ready = Flag()
 
     public var port: Int { server.port }
 
@@ -20,9 +26,27 @@ public final class HookServer: Sendable {
                 benchmarkTasks: Int = 0, logger: Logger = Logger(label: "hailuo-hook")) throws {
         self.configuration = configuration
         self.logger = logger
-        let registry = TaskRegistry(maxTasks: configuration.maxTasks, retention: configuration.retention)
+        let journal = try configuration.journal.map { try Journal(path: $0) }
+        let registry = TaskRegistry(maxTasks: configuration.maxTasks, retention: configuration.retention, journal: journal)
+        let keys = IdempotencyKeys(journal: journal)
+        if let journal {
+            let started = Date()
+            let report = try journal.replay { record in
+                if case .idempotency(let entry) = record { keys.restore(entry) } else { registry.restore(record) }
+            }
+            logger.info("journal \(journal.path): replayed \(report.records) records, \(registry.count) tasks in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+            if report.cutBytes > 0 {
+                logger.warning("journal \(journal.path): cut \(report.cutBytes) bytes of a torn or corrupt tail; the records before it are kept")
+            }
+            if !report.skippedLines.isEmpty {
+                logger.warning("journal \(journal.path): skipped corrupt records on lines \(report.skippedLines.map(String.init).joined(separator: ", ")); the rest are kept")
+            }
+            // Start from one record a task.
+            try registry.compactJournal { keys.entries().map { .idempotency($0) } }
+        }
         if benchmarkTasks > 0 { registry.seedBenchmarkTasks(benchmarkTasks) }
         self.registry = registry
+        self.keys = keys
 
         var simulator: Simulator? = nil
         let baseURL: String
@@ -50,23 +74,48 @@ public final class HookServer: Sendable {
         }
         self.publicURL = configuration.publicURL(port: server.port)
         let links = DownloadLinks(registry: registry, client: client, logger: logger)
+        let reconciler = Reconciler(registry: registry, client: client, links: links, after: configuration.reconcileAfter, logger: logger)
+        self.reconciler = reconciler
+        let relay = Relay(registry: registry, logger: logger)
+        registry.observe { relay.enqueue($0) }
         let callbacks = Callbacks(registry: registry, sharedToken: configuration.callbackSharedToken) { taskID, fileID in
             links.taskSucceeded(taskID: taskID, fileID: fileID)
         }
         Routes.install(on: router, Routes.Parts(
             callbacks: callbacks,
-            submissions: Submissions(registry: registry, client: client, publicURL: publicURL, logger: logger),
+            submissions: Submissions(registry: registry, client: client, publicURL: publicURL, keys: keys, logger: logger),
             queries: TaskQueries(registry: registry, links: links),
             apiToken: configuration.apiToken,
             maxBodyBytes: configuration.maxBodyBytes,
             maxSubmitBodyBytes: configuration.maxSubmitBodyBytes
         ))
+        let ready = self.ready
+        let server = self.server
+        router.get("/readyz", .sync { _ in
+            if ready.isSet && !server.isDraining { return Response.json(.ok, text: #"{"status":"ready"}"#) }
+            return Response.json(.serviceUnavailable, text: server.isDraining ? #"{"status":"draining"}"# : #"{"status":"starting"}"#)
+        })
         server.start()
-        // Ended tasks past the retention go even when no new task arrives.
-        self.housekeeping = Task { [registry] in
+        ready.set(true)
+        // After a restart every unfinished task may have missed its callbacks.
+        if journal != nil { reconciler.pollAllUnfinished() }
+        self.reconciling = Task { await reconciler.run() }
+        // Once a second: the journal to disk, and compacted when it has grown well past the registry;
+        // once a minute: ended tasks past the retention.
+        self.housekeeping = Task { [registry, keys, logger] in
+            var seconds = 0
             while !Task.isCancelled {
-                try? await Task.sleep(nanoseconds: 60_000_000_000)
-                registry.expire()
+                try? await Task.sleep(nanoseconds: 1_000_000_000)
+                seconds += 1
+                if let journal {
+                    journal.sync()
+                    if registry.journalRecords.load(ordering: .relaxed) > 2 * registry.count + 10_000 {
+                        do { try registry.compactJournal { keys.entries().map { .idempotency($0) } } } catch {
+                            logger.error("journal compaction failed: \(error)")
+                        }
+                    }
+                }
+                if seconds % 60 == 0 { registry.expire() }
             }
         }
 
@@ -82,8 +131,11 @@ public final class HookServer: Sendable {
 
     /// Drains the HTTP server, then the simulator.
     public func shutdown() async {
+        ready.set(false)
+        reconciling.cancel()
         housekeeping.cancel()
         await server.shutdown()
+        registry.journal?.sync()
         await simulator?.shutdown()
     }
 
@@ -99,4 +151,11 @@ public final class HookServer: Sendable {
         default: return false
         }
     }
+}
+
+/// A shared yes/no.
+final class Flag: Sendable {
+    private let value = Atomic<Bool>(false)
+    var isSet: Bool { value.load(ordering: .relaxed) }
+    func set(_ on: Bool) { value.store(on, ordering: .relaxed) }
 }

@@ -11,8 +11,10 @@ public struct Submissions: Sendable {
     /// `<public_url>`, without a trailing slash.
     let publicURL: String
     let logger: Logger
+    let keys: IdempotencyKeys
 
-    public init(registry: TaskRegistry, client: MiniMaxClient, publicURL: String, logger: Logger) {
+    public init(registry: TaskRegistry, client: MiniMaxClient, publicURL: String, keys: IdempotencyKeys, logger: Logger) {
+        self.keys = keys
         self.registry = registry
         self.client = client
         self.publicURL = publicURL
@@ -20,6 +22,32 @@ public struct Submissions: Sendable {
     }
 
     public func handle(_ request: Request) async -> Response {
+        guard let key = request.headers["Idempotency-Key"] else { return await submit(request) }
+        guard (1...255).contains(key.utf8.count) else {
+            return APIError.minimax(.badRequest, "Idempotency-Key must be 1 to 255 characters")
+        }
+        switch keys.begin(key: key, body: request.body) {
+        case .replay(let entry):
+            var response = Response.json(Status(code: entry.status), entry.answer)
+            response.headers.add("Idempotent-Replayed", "true")
+            return response
+        case .otherBody:
+            return APIError.minimax(.unprocessableContent, "Idempotency-Key \(key) was already used with another body", code: "idempotency_key_reused")
+        case .inProgress:
+            return APIError.minimax(.conflict, "a submission with Idempotency-Key \(key) is still in progress; retry shortly", code: "idempotency_key_in_progress")
+        case .proceed:
+            let response = await submit(request)
+            // Keep what repeating would give again; let upstream failures be retried.
+            if response.status.code == 200 || response.status.code == 400 {
+                keys.finish(key: key, body: request.body, status: response.status.code, answer: response.body)
+            } else {
+                keys.abandon(key: key)
+            }
+            return response
+        }
+    }
+
+    private func submit(_ request: Request) async -> Response {
         let video: VideoRequest
         do {
             video = try VideoRequest.parse(request.body)
@@ -44,7 +72,14 @@ public struct Submissions: Sendable {
             }
         }
         let task = VideoTask(taskID: taskID, source: .submitted, request: video.recorded, notifyURL: video.notifyURL, createdAt: Date())
-        registry.insert(task, token: token)
+        do {
+            try registry.insert(task, token: token)
+        } catch {
+            // Submitted upstream but not recorded: say so, with the id, rather than lose it silently.
+            logger.error("task \(taskID) submitted but not recorded: \(error)")
+            return APIError.response(.internalServerError, "task \(taskID) was submitted upstream but could not be recorded: \(error)",
+                                     code: "not_recorded", baseResp: BaseResp(1000, "task \(taskID) not recorded"))
+        }
         logger.info("submitted", metadata: ["task_id": "\(taskID)", "model": "\(video.fields["model"]?.stringValue ?? "")"])
         let body: JSONValue = .object([
             "task_id": .string(taskID),

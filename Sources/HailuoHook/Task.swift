@@ -53,7 +53,7 @@ public struct BaseResp: Sendable, Codable, Equatable {
 }
 
 /// One status update from the upstream, by callback or by polling.
-public struct StatusUpdate: Sendable, Equatable {
+public struct StatusUpdate: Sendable, Equatable, Codable {
     public var taskID: String
     public var status: TaskStatus
     public var fileID: String?
@@ -93,7 +93,7 @@ public enum ApplyOutcome: Sendable, Equatable {
 /// A video-generation task and its state machine:
 /// `submitted → processing → success | failed`, ended states final, every
 /// update kept as an event. Pure: no clock, no I/O.
-public struct VideoTask: Sendable {
+public struct VideoTask: Sendable, Codable {
     public enum Source: String, Sendable, Codable { case submitted, external }
 
     /// Events kept per task. Past it the oldest event that changed nothing is
@@ -115,6 +115,8 @@ public struct VideoTask: Sendable {
     public var createdAt: Date
     public var updatedAt: Date
     public var events: [TaskEvent] = []
+    /// Deliveries to `notify_url`, when there is one.
+    public var relay: RelayStatus?
 
     public init(taskID: String, source: Source, request: [String: JSONValue] = [:], notifyURL: String? = nil, createdAt: Date) {
         self.taskID = taskID

@@ -8,7 +8,7 @@ struct TaskJSON: Encodable {
 
     enum Keys: String, CodingKey {
         case task_id, status, source, request, notify_url, file_id, download_url, download_url_expires_at
-        case video_width, video_height, error, created_at, updated_at, events
+        case video_width, video_height, error, created_at, updated_at, events, relay
     }
 
     struct EventJSON: Encodable {
@@ -40,6 +40,7 @@ struct TaskJSON: Encodable {
         try c.encode(task.createdAt, forKey: .created_at)
         try c.encode(task.updatedAt, forKey: .updated_at)
         if withEvents { try c.encode(task.events.map(EventJSON.init), forKey: .events) }
+        if task.notifyURL != nil { try c.encode(task.relay ?? RelayStatus(), forKey: .relay) }
     }
 
     static let encoder: JSONEncoder = {

@@ -11,6 +11,8 @@ public final class TaskRegistry: Sendable {
         case keptUntilSubmitted
         case unknownToken
         case taskMismatch(expected: String)
+        /// The journal could not be written: nothing was recorded.
+        case notRecorded(String)
     }
 
     enum TokenEntry {
@@ -45,9 +47,40 @@ public final class TaskRegistry: Sendable {
     public let retention: TimeInterval
     private let storage = Mutex(Storage())
 
-    public init(maxTasks: Int = 100_000, retention: TimeInterval = 86_400) {
+    /// Written before a change is acknowledged, inside the lock, so the file's order is the registry's.
+    public let journal: Journal?
+    /// Called outside the lock with each task an update changed (relay, event stream).
+    private let observers = Mutex<[@Sendable (VideoTask) -> Void]>([])
+    /// Records appended since the journal was last compacted.
+    let journalRecords = Atomic<Int>(0)
+
+    public init(maxTasks: Int = 100_000, retention: TimeInterval = 86_400, journal: Journal? = nil) {
         self.maxTasks = maxTasks
         self.retention = retention
+        self.journal = journal
+    }
+
+    /// Calls `observer` with every task a change applied to, after the change.
+    public func observe(_ observer: @escaping @Sendable (VideoTask) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    private func notify(_ task: VideoTask?) {
+        guard let task else { return }
+        for observer in observers.withLock({ $0 }) { observer(task) }
+    }
+
+    /// Appends under the registry's lock; false (nothing to change) when the write failed.
+    private func journaled(_ line: @autoclosure () -> [UInt8]) throws(JournalError) {
+        guard let journal else { return }
+        do {
+            try journal.append(line())
+        } catch let error as JournalError {
+            throw error
+        } catch {
+            throw JournalError("\(error)")
+        }
+        journalRecords.add(1, ordering: .relaxed)
     }
 
     public var count: Int { storage.withLock { $0.tasks.count } }
@@ -69,8 +102,8 @@ public final class TaskRegistry: Sendable {
     /// Records `task` (under `token`, if any); updates that arrived for the
     /// token before this are applied now. Returns the task as stored.
     @discardableResult
-    public func insert(_ task: VideoTask, token: CallbackToken?, at now: Date = Date()) -> VideoTask {
-        let (stored, wakeups) = storage.withLock { s -> (VideoTask, Wakeups) in
+    public func insert(_ task: VideoTask, token: CallbackToken?, at now: Date = Date()) throws(JournalError) -> VideoTask {
+        let (stored, wakeups) = try storage.withLock { s throws(JournalError) -> (VideoTask, Wakeups) in
             var task = task
             if let token, case .pending(let early)? = s.tokens[SecretKey(token.value)] {
                 for update in early where update.taskID == task.taskID {
@@ -81,6 +114,7 @@ public final class TaskRegistry: Sendable {
                 // The same upstream id seen again (a repeated submission): keep its history.
                 task.events = old.task.events + task.events
             }
+            try journaled(Journal.line(.task(task, token: token?.value)))
             let seq = s.nextSeq
             s.nextSeq += 1
             s.tasks[task.taskID] = Entry(task: task, seq: seq, token: token?.value)
@@ -90,42 +124,51 @@ public final class TaskRegistry: Sendable {
             return (task, TaskRegistry.changed(&s, task.taskID))
         }
         wakeups.forEach { $0.resume() }
+        notify(stored)
         return stored
     }
 
     /// Applies a callback received on `token`.
     public func recordCallback(token: String, update: StatusUpdate, at now: Date = Date()) -> CallbackOutcome {
-        let (outcome, wakeups) = storage.withLock { s -> (CallbackOutcome, Wakeups) in
+        // Encoded before the lock is taken; written inside it only if the callback is accepted.
+        let line = journal == nil ? [] : Journal.line(.callback(token: token, update: update, at: now))
+        let (outcome, wakeups, changed) = storage.withLock { s -> (CallbackOutcome, Wakeups, VideoTask?) in
             let key = SecretKey(token)
-            guard let entry = s.tokens[key] else { return (.unknownToken, []) }
+            guard let entry = s.tokens[key] else { return (.unknownToken, [], nil) }
             switch entry {
             case .pending(var early):
                 if early.count < VideoTask.maxEvents { early.append(update) }
                 s.tokens[key] = .pending(early)
-                return (.keptUntilSubmitted, [])
+                return (.keptUntilSubmitted, [], nil)
             case .task(let id):
                 guard id == update.taskID else {
-                    return (.taskMismatch(expected: id), [])
+                    return (.taskMismatch(expected: id), [], nil)
                 }
-                guard let outcome = s.tasks[id]?.task.apply(update, at: now, via: .callback) else {
-                    return (.unknownToken, [])
-                }
-                return (.recorded(outcome), outcome == .applied ? TaskRegistry.changed(&s, id) : [])
+                guard s.tasks[id] != nil else { return (.unknownToken, [], nil) }
+                do throws(JournalError) { try journaled(line) } catch { return (.notRecorded(error.description), [], nil) }
+                let outcome = s.tasks[id]!.task.apply(update, at: now, via: .callback)
+                guard outcome == .applied else { return (.recorded(outcome), [], nil) }
+                return (.recorded(outcome), TaskRegistry.changed(&s, id), s.tasks[id]?.task)
             }
         }
         wakeups.forEach { $0.resume() }
+        notify(changed)
         return outcome
     }
 
     /// Applies an update to the task with this id, if known (shared-token
     /// callbacks and polling); an unknown id creates an `external` task when `createIfMissing`.
-    public func apply(_ update: StatusUpdate, via: TaskEvent.Via, createIfMissing: Bool, at now: Date = Date()) -> ApplyOutcome? {
-        let (outcome, wakeups) = storage.withLock { s -> (ApplyOutcome?, Wakeups) in
+    public func apply(_ update: StatusUpdate, via: TaskEvent.Via, createIfMissing: Bool, at now: Date = Date()) throws(JournalError) -> ApplyOutcome? {
+        let line = journal == nil ? [] : Journal.line(.apply(update: update, via: via, createIfMissing: createIfMissing, at: now))
+        let (outcome, wakeups, changed) = try storage.withLock { s throws(JournalError) -> (ApplyOutcome?, Wakeups, VideoTask?) in
             if s.tasks[update.taskID] != nil {
+                try journaled(line)
                 let outcome = s.tasks[update.taskID]!.task.apply(update, at: now, via: via)
-                return (outcome, outcome == .applied ? TaskRegistry.changed(&s, update.taskID) : [])
+                guard outcome == .applied else { return (outcome, [], nil) }
+                return (outcome, TaskRegistry.changed(&s, update.taskID), s.tasks[update.taskID]?.task)
             }
-            guard createIfMissing else { return (nil, []) }
+            guard createIfMissing else { return (nil, [], nil) }
+            try journaled(line)
             var task = VideoTask(taskID: update.taskID, source: .external, createdAt: now)
             let outcome = task.apply(update, at: now, via: via)
             let seq = s.nextSeq
@@ -133,9 +176,10 @@ public final class TaskRegistry: Sendable {
             s.tasks[task.taskID] = Entry(task: task, seq: seq, token: nil)
             s.order.append((seq, task.taskID))
             prune(&s, now: now)
-            return (outcome, TaskRegistry.changed(&s, task.taskID))
+            return (outcome, TaskRegistry.changed(&s, task.taskID), task)
         }
         wakeups.forEach { $0.resume() }
+        notify(changed)
         return outcome
     }
 
@@ -183,8 +227,12 @@ public final class TaskRegistry: Sendable {
     @discardableResult
     public func update(_ taskID: String, _ change: (inout VideoTask) -> Void) -> Bool {
         let (found, wakeups) = storage.withLock { s -> (Bool, Wakeups) in
-            guard s.tasks[taskID] != nil else { return (false, []) }
-            change(&s.tasks[taskID]!.task)
+            guard let entry = s.tasks[taskID] else { return (false, []) }
+            var task = entry.task
+            change(&task)
+            // Best effort: a link or a size can be fetched again after a restart.
+            try? journaled(Journal.line(.task(task, token: entry.token)))
+            s.tasks[taskID]!.task = task
             return (true, TaskRegistry.changed(&s, taskID))
         }
         wakeups.forEach { $0.resume() }
@@ -278,12 +326,85 @@ public final class TaskRegistry: Sendable {
         }
     }
 
+    // MARK: Journal
+
+    /// Applies a replayed record without writing it again.
+    func restore(_ record: JournalRecord) {
+        storage.withLock { s in
+            switch record {
+            case .task(let task, let token):
+                if let existing = s.tasks[task.taskID] {
+                    s.tasks[task.taskID]!.task = task
+                    if let token, existing.token == nil { s.tasks[task.taskID]!.token = token }
+                } else {
+                    let seq = s.nextSeq
+                    s.nextSeq += 1
+                    s.tasks[task.taskID] = Entry(task: task, seq: seq, token: token)
+                    s.order.append((seq, task.taskID))
+                }
+                if let token { s.tokens[SecretKey(token)] = .task(task.taskID) }
+            case .callback(let token, let update, let at):
+                guard case .task(let id)? = s.tokens[SecretKey(token)], id == update.taskID else { return }
+                s.tasks[id]?.task.apply(update, at: at, via: .callback)
+            case .apply(let update, let via, let create, let at):
+                if s.tasks[update.taskID] != nil {
+                    s.tasks[update.taskID]!.task.apply(update, at: at, via: via)
+                } else if create {
+                    var task = VideoTask(taskID: update.taskID, source: .external, createdAt: at)
+                    task.apply(update, at: at, via: via)
+                    let seq = s.nextSeq
+                    s.nextSeq += 1
+                    s.tasks[task.taskID] = Entry(task: task, seq: seq, token: nil)
+                    s.order.append((seq, task.taskID))
+                }
+            case .idempotency:
+                return
+            }
+            _ = TaskRegistry.changed(&s, {
+                switch record {
+                case .task(let t, _): return t.taskID
+                case .callback(_, let u, _), .apply(let u, _, _, _): return u.taskID
+                case .idempotency: return ""
+                }
+            }())
+        }
+    }
+
+    /// Rewrites the journal as one record a task (plus `extra`), holding the
+    /// lock so that no change slips between the snapshot and the new file.
+    /// Everything waits meanwhile: it runs only when the journal has grown
+    /// well past the registry.
+    public func compactJournal(extra: () -> [JournalRecord]) throws {
+        guard let journal else { return }
+        try storage.withLock { s in
+            var records: [JournalRecord] = []
+            records.reserveCapacity(s.tasks.count)
+            for (seq, id) in s.order {
+                guard let entry = s.tasks[id], entry.seq == seq else { continue }
+                records.append(.task(entry.task, token: entry.token))
+            }
+            records.append(contentsOf: extra())
+            try journal.rewrite(records)
+            journalRecords.store(records.count, ordering: .relaxed)
+        }
+    }
+
+    /// Unfinished tasks, oldest first, with when they last heard anything.
+    public func unfinished() -> [(taskID: String, lastHeard: Date)] {
+        storage.withLock { s in
+            s.order.compactMap { seq, id in
+                guard let entry = s.tasks[id], entry.seq == seq, !entry.task.status.isEnded else { return nil }
+                return (id, entry.task.events.last?.at ?? entry.task.createdAt)
+            }
+        }
+    }
+
     // MARK: Benchmark
 
     /// Creates `count` tasks `T0…` with tokens `tok0…`, as the peers' benchmark job does.
     public func seedBenchmarkTasks(_ count: Int, at now: Date = Date()) {
         for i in 0..<count {
-            insert(VideoTask(taskID: "T\(i)", source: .submitted, createdAt: now), token: CallbackToken("tok\(i)"), at: now)
+            _ = try? insert(VideoTask(taskID: "T\(i)", source: .submitted, createdAt: now), token: CallbackToken("tok\(i)"), at: now)
         }
     }
 }

@@ -97,15 +97,15 @@ import Testing
     }
 
     /// A task under a known token, so the test can play the upstream.
-    func seeded(_ hook: HookServer) -> String {
+    func seeded(_ hook: HookServer) throws -> String {
         let token = CallbackToken.generate()
-        hook.registry.insert(VideoTask(taskID: "555", source: .submitted, createdAt: Date()), token: token)
+        try hook.registry.insert(VideoTask(taskID: "555", source: .submitted, createdAt: Date()), token: token)
         return "/v1/callbacks/\(token.value)"
     }
 
     @Test func callbackChallengeAndUpdates() async throws {
         try await withHook { hook, client in
-            let path = seeded(hook)
+            let path = try seeded(hook)
             let challenge = try await client.post(path, #"{"challenge":"c-1\"2"}"#)
             #expect(challenge.status == 200)
             #expect(challenge.json["challenge"] as? String == "c-1\"2")
@@ -121,7 +121,7 @@ import Testing
 
     @Test func callbackRefusalsRecordNothing() async throws {
         try await withHook { hook, client in
-            let path = seeded(hook)
+            let path = try seeded(hook)
             let cases: [(String, String, Int, String)] = [
                 ("/v1/callbacks/unknown-token", #"{"task_id":"555","status":"success"}"#, 404, "unknown callback token"),
                 (path, #"{"task_id":"999","status":"success"}"#, 409, "does not belong"),
@@ -145,7 +145,7 @@ import Testing
 
     @Test func duplicateCallbacksAreIdempotentAndMarked() async throws {
         try await withHook { hook, client in
-            let path = seeded(hook)
+            let path = try seeded(hook)
             for _ in 0..<3 { #expect(try await client.post(path, #"{"task_id":"555","status":"processing"}"#).status == 200) }
             #expect(try await client.post(path, #"{"task_id":"555","status":"success","file_id":"F"}"#).status == 200)
             #expect(try await client.post(path, #"{"task_id":"555","status":"processing"}"#).status == 200)
@@ -169,8 +169,8 @@ import Testing
 
     @Test func taskQueries() async throws {
         try await withHook { hook, client in
-            for i in 0..<5 { hook.registry.insert(VideoTask(taskID: "L\(i)", source: .submitted, createdAt: Date()), token: nil) }
-            _ = hook.registry.apply(StatusUpdate(taskID: "L1", status: .failed, baseResp: BaseResp(1027, "flagged")), via: .callback, createIfMissing: false)
+            for i in 0..<5 { try hook.registry.insert(VideoTask(taskID: "L\(i)", source: .submitted, createdAt: Date()), token: nil) }
+            _ = try hook.registry.apply(StatusUpdate(taskID: "L1", status: .failed, baseResp: BaseResp(1027, "flagged")), via: .callback, createIfMissing: false)
             #expect(try await client.get("/v1/tasks/none").status == 404)
             #expect(try await client.get("/v1/tasks/L1?wait=61").status == 400)
             #expect(try await client.get("/v1/tasks/L1?wait=x").errorMessage.contains("wait"))
@@ -195,7 +195,7 @@ import Testing
 
     @Test func waitIsWokenWhenTheTaskEnds() async throws {
         try await withHook { hook, client in
-            let path = seeded(hook)
+            let path = try seeded(hook)
             let started = Date()
             async let waited = client.get("/v1/tasks/555?wait=20")
             try await Task.sleep(nanoseconds: 300_000_000)
@@ -208,7 +208,7 @@ import Testing
 
     @Test func minimaxQueryFromMemory() async throws {
         try await withHook { hook, client in
-            let path = seeded(hook)
+            let path = try seeded(hook)
             var r = try await client.get("/v1/query/video_generation?task_id=555")
             #expect(r.json["status"] as? String == "Queueing")
             #expect(r.baseCode == 0)
@@ -246,7 +246,7 @@ import Testing
             #expect(try await anonymous.get("/v1/query/video_generation?task_id=1").baseCode == 1004)
             #expect(try await authorized.get("/v1/tasks").status == 200)
             #expect(try await anonymous.get("/healthz").status == 200)
-            let path = seeded(hook)
+            let path = try seeded(hook)
             #expect(try await anonymous.post(path, #"{"challenge":"x"}"#).status == 200)
         }
     }

@@ -1,0 +1,199 @@
+import CZlib
+import Foundation
+import Glibc
+import Synchronization
+
+/// One accepted change, as the journal keeps it.
+public enum JournalRecord: Sendable, Codable {
+    /// A task as it stands (a submission, a changed link, or compaction), with its callback token.
+    case task(VideoTask, token: String?)
+    /// An update received through a task's own callback token.
+    case callback(token: String, update: StatusUpdate, at: Date)
+    /// An update applied by task id (the shared callback token, or polling).
+    case apply(update: StatusUpdate, via: TaskEvent.Via, createIfMissing: Bool, at: Date)
+    /// A submission's answer kept for its Idempotency-Key.
+    case idempotency(IdempotencyEntry)
+}
+
+/// The registry's append-only file (`registry.journal`): one record a line,
+/// `<crc32 hex>\t<json>\n`, written before the answer is sent and replayed at
+/// start. A torn or corrupt tail is cut off; a corrupt record in the middle is
+/// skipped; both are reported.
+///
+/// Durability: every record is `write(2)`-ten before the answer, so a killed
+/// process loses nothing it acknowledged; `fsync` runs at most once a second
+/// in the background and at shutdown, so a power loss can take the last second.
+public final class Journal: Sendable {
+    public struct ReplayReport: Sendable, Equatable {
+        public var records = 0
+        /// Bytes cut from the end (a torn last write).
+        public var cutBytes = 0
+        /// Records skipped in the middle, by line number.
+        public var skippedLines: [Int] = []
+    }
+
+    struct State {
+        var fd: Int32
+        var bytes: Int
+        var dirty = false
+    }
+
+    public let path: String
+    private let state: Mutex<State>
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw JournalError("cannot open the journal \(path): \(String(cString: strerror(errno)))") }
+        var st = stat()
+        fstat(fd, &st)
+        state = Mutex(State(fd: fd, bytes: Int(st.st_size)))
+    }
+
+    deinit {
+        state.withLock { _ = Glibc.close($0.fd) }
+    }
+
+    public var size: Int { state.withLock { $0.bytes } }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .secondsSince1970
+        return e
+    }()
+    static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .secondsSince1970
+        return d
+    }()
+
+    /// The line for a record: its CRC-32, a tab, its JSON, a newline.
+    public static func line(_ record: JournalRecord) -> [UInt8] {
+        let json = (try? encoder.encode(record)) ?? Data()
+        let crc = json.withUnsafeBytes { crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, uInt($0.count)) }
+        var line = Array(String(format: "%08x\t", UInt32(crc)).utf8)
+        line.append(contentsOf: json)
+        line.append(0x0A)
+        return line
+    }
+
+    /// Appends one record (one `write`); a failed write is thrown, so the change is not acknowledged.
+    public func append(_ line: [UInt8]) throws {
+        try state.withLock { s in
+            var done = 0
+            while done < line.count {
+                let n = line.withUnsafeBytes { Glibc.write(s.fd, $0.baseAddress! + done, line.count - done) }
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw JournalError("journal write failed: \(String(cString: strerror(errno)))")
+                }
+                done += n
+            }
+            s.bytes += line.count
+            s.dirty = true
+        }
+    }
+
+    /// Flushes to the disk if anything was written since the last time.
+    public func sync() {
+        let fd = state.withLock { s -> Int32? in
+            guard s.dirty else { return nil }
+            s.dirty = false
+            return s.fd
+        }
+        if let fd { fsync(fd) }
+    }
+
+    /// Reads every valid record in order. Bad lines before the last good one
+    /// are skipped and reported; everything after it (a torn or corrupt tail)
+    /// is cut off the file.
+    public func replay(_ apply: (JournalRecord) -> Void) throws -> ReplayReport {
+        var report = ReplayReport()
+        guard let data = FileManager.default.contents(atPath: path), !data.isEmpty else { return report }
+        let bytes = [UInt8](data)
+        var start = 0
+        var lineNumber = 0
+        var lastGood = 0
+        var bad: [(line: Int, end: Int)] = []
+        while start < bytes.count {
+            lineNumber += 1
+            let newline = bytes[start...].firstIndex(of: 0x0A)
+            let end = newline ?? bytes.count
+            if newline != nil, let record = Journal.decode(bytes[start..<end]) {
+                apply(record)
+                report.records += 1
+                lastGood = end + 1
+            } else {
+                bad.append((lineNumber, end))
+            }
+            start = end + 1
+        }
+        report.skippedLines = bad.filter { $0.end < lastGood }.map(\.line)
+        if lastGood < bytes.count {
+            report.cutBytes = bytes.count - lastGood
+            try state.withLock { s in
+                guard ftruncate(s.fd, off_t(lastGood)) == 0 else {
+                    throw JournalError("cannot cut the journal's tail: \(String(cString: strerror(errno)))")
+                }
+                s.bytes = lastGood
+            }
+        }
+        return report
+    }
+
+    static func decode(_ line: ArraySlice<UInt8>) -> JournalRecord? {
+        guard line.count > 9, line[line.startIndex + 8] == 0x09,
+              let expected = UInt32(String(decoding: line.prefix(8), as: UTF8.self), radix: 16) else { return nil }
+        let json = line.dropFirst(9)
+        let crc = json.withUnsafeBytes { crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, uInt($0.count)) }
+        guard UInt32(crc) == expected else { return nil }
+        return try? decoder.decode(JournalRecord.self, from: Data(json))
+    }
+
+    /// Replaces the file with `records` (compaction): written to a temporary
+    /// file, synced, then renamed over the journal, so a crash leaves one or the other.
+    public func rewrite(_ records: [JournalRecord]) throws {
+        let temporary = path + ".compact"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw JournalError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        var buffer: [UInt8] = []
+        var total = 0
+        func flush() throws {
+            var done = 0
+            while done < buffer.count {
+                let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, buffer.count - done) }
+                if n < 0 { if errno == EINTR { continue }; throw JournalError("compaction write failed") }
+                done += n
+            }
+            total += buffer.count
+            buffer.removeAll(keepingCapacity: true)
+        }
+        do {
+            for record in records {
+                buffer.append(contentsOf: Journal.line(record))
+                if buffer.count > 1 << 20 { try flush() }
+            }
+            try flush()
+            fsync(fd)
+        } catch {
+            Glibc.close(fd)
+            unlink(temporary)
+            throw error
+        }
+        Glibc.close(fd)
+        try state.withLock { s in
+            guard rename(temporary, path) == 0 else { throw JournalError("cannot replace the journal: \(String(cString: strerror(errno)))") }
+            let fresh = open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
+            guard fresh >= 0 else { throw JournalError("cannot reopen the journal") }
+            Glibc.close(s.fd)
+            s.fd = fresh
+            s.bytes = total
+            s.dirty = false
+        }
+    }
+}
+
+public struct JournalError: Error, Sendable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
