@@ -381,15 +381,18 @@ final class Connection: @unchecked Sendable {
     }
 
     /// Over `server.max_connections` (or draining): a fixed 503 and close.
-    static func refuseOverCapacity(_ socket: Socket) {
-        overCapacityResponse.withUnsafeBytes { _ = socket.write($0) }
+    static func refuseOverCapacity(_ socket: Socket, draining: Bool) {
+        (draining ? drainingResponse : overCapacityResponse).withUnsafeBytes { _ = socket.write($0) }
         socket.shutdownWrite()
         socket.close()
     }
 
-    static let overCapacityResponse: [UInt8] = {
-        let body = #"{"error":{"code":"service_unavailable","message":"the server is at its connection limit; try again shortly"}}"#
+    static let overCapacityResponse = unavailable("the server is at its connection limit; try again shortly")
+    static let drainingResponse = unavailable("the server is shutting down; try again shortly")
+
+    static func unavailable(_ message: String) -> [UInt8] {
+        let body = #"{"error":{"code":"service_unavailable","message":"# + JSONText.quote(message) + "}}"
         return Array(("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"
             + "Retry-After: 1\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body).utf8)
-    }()
+    }
 }

@@ -97,7 +97,7 @@ final class IOLoop: @unchecked Sendable {
             }
             guard let socket = accepted else { return }
             guard shared.admitConnection() else {
-                Connection.refuseOverCapacity(socket)
+                Connection.refuseOverCapacity(socket, draining: draining || shared.isDraining.load(ordering: .relaxed))
                 continue
             }
             socket.setNoDelay()

@@ -92,11 +92,14 @@ public final class HookServer: Sendable {
         let ready = self.ready
         let server = self.server
         router.get("/readyz", .sync { _ in
-            if ready.isSet && !server.isDraining { return Response.json(.ok, text: #"{"status":"ready"}"#) }
-            return Response.json(.serviceUnavailable, text: server.isDraining ? #"{"status":"draining"}"# : #"{"status":"starting"}"#)
+            switch ready.state {
+            case .ready where !server.isDraining: return Response.json(.ok, text: #"{"status":"ready"}"#)
+            case .starting: return Response.json(.serviceUnavailable, text: #"{"status":"starting"}"#)
+            default: return Response.json(.serviceUnavailable, text: #"{"status":"draining"}"#)
+            }
         })
         server.start()
-        ready.set(true)
+        ready.set(.ready)
         // After a restart every unfinished task may have missed its callbacks.
         if journal != nil { reconciler.pollAllUnfinished() }
         self.reconciling = Task { await reconciler.run() }
@@ -130,8 +133,12 @@ public final class HookServer: Sendable {
     }
 
     /// Drains the HTTP server, then the simulator.
-    public func shutdown() async {
-        ready.set(false)
+    /// `readinessGrace`: seconds during which `/readyz` already says 503 but
+    /// requests are still served, so a load balancer stops sending new ones
+    /// before the listener closes (`serve` gives it on SIGTERM).
+    public func shutdown(readinessGrace: Double = 0) async {
+        ready.set(.draining)
+        if readinessGrace > 0 { try? await Task.sleep(nanoseconds: UInt64(readinessGrace * 1e9)) }
         reconciling.cancel()
         housekeeping.cancel()
         await server.shutdown()
@@ -153,9 +160,10 @@ public final class HookServer: Sendable {
     }
 }
 
-/// A shared yes/no.
+/// Starting, ready or draining, shared with the `/readyz` route.
 final class Flag: Sendable {
-    private let value = Atomic<Bool>(false)
-    var isSet: Bool { value.load(ordering: .relaxed) }
-    func set(_ on: Bool) { value.store(on, ordering: .relaxed) }
+    enum State: Int { case starting, ready, draining }
+    private let value = Atomic<Int>(State.starting.rawValue)
+    var state: State { State(rawValue: value.load(ordering: .relaxed)) ?? .starting }
+    func set(_ state: State) { value.store(state.rawValue, ordering: .relaxed) }
 }

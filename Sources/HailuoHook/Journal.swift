@@ -30,6 +30,12 @@ public final class Journal: Sendable {
         public var cutBytes = 0
         /// Records skipped in the middle, by line number.
         public var skippedLines: [Int] = []
+
+        public init(records: Int = 0, cutBytes: Int = 0, skippedLines: [Int] = []) {
+            self.records = records
+            self.cutBytes = cutBytes
+            self.skippedLines = skippedLines
+        }
     }
 
     struct State {

@@ -329,7 +329,7 @@ public final class TaskRegistry: Sendable {
     // MARK: Journal
 
     /// Applies a replayed record without writing it again.
-    func restore(_ record: JournalRecord) {
+    public func restore(_ record: JournalRecord) {
         storage.withLock { s in
             switch record {
             case .task(let task, let token):

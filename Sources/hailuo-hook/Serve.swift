@@ -57,7 +57,8 @@ struct Serve: AsyncParsableCommand {
 
         await waitForStopSignal()
         logger.info("draining (up to \(configuration.drainTimeout) s)")
-        await hook.shutdown()
+        // /readyz says 503 at once; the listener closes a moment later (within the drain timeout).
+        await hook.shutdown(readinessGrace: min(1, configuration.drainTimeout / 10))
         logger.info("stopped")
     }
 }
