@@ -28,7 +28,13 @@ mkdir -p "$OUT"
 # The product seeds tok0..tok9999 -> T0..T9999 like the peers' job, so the
 # callback route measures the real path (lookup, state machine, event) and not 404s.
 PRODUCT="$BIN serve --config $ROOT/config/hailuo-hook.json --host 127.0.0.1 --port \$PORT --bench-tasks 10000 --log-level warning"
-"$PEERS/bench.sh" ${PEER_LIST:-hummingbird flyingfox nginx} cmd "$PRODUCT" hailuo-hook | tee "$OUT/bench.out"
+# JOURNAL=1 also runs the product with registry.journal set (a fresh file), to show the journal's cost.
+EXTRA=()
+if [ "${JOURNAL:-1}" = 1 ]; then
+  JFILE="$OUT/journal.log"
+  EXTRA=(cmd "rm -f $JFILE; $PRODUCT --journal $JFILE" hailuo-hook+journal)
+fi
+"$PEERS/bench.sh" ${PEER_LIST:-hummingbird flyingfox nginx} cmd "$PRODUCT" hailuo-hook "${EXTRA[@]}" | tee "$OUT/bench.out"
 
 echo
 echo "## hailuo-hook against the peers (same run: $OUT)"
@@ -36,12 +42,13 @@ awk -F'\t' '
   NR == 1 { next }
   { key = $2 "\t" $3; rps[$1, key] = $4; p99[$1, key] = $7; keys[key] = 1 }
   END {
-    printf "| route | conns | hailuo-hook req/s | p99 | ÷ hummingbird | ÷ flyingfox | ÷ nginx |\n|---|---:|---:|---:|---:|---:|---:|\n"
-    for (k in keys) {
+    printf "| product | route | conns | req/s | p99 | ÷ hummingbird | ÷ flyingfox | ÷ nginx |\n|---|---|---:|---:|---:|---:|---:|---:|\n"
+    split("hailuo-hook hailuo-hook+journal", products, " ")
+    for (p = 1; p <= 2; p++) for (k in keys) {
       split(k, part, "\t")
-      mine = rps["hailuo-hook", k]
+      mine = rps[products[p], k]
       if (mine == "") continue
-      line = sprintf("| %s | %s | %.0f | %s |", part[1], part[2], mine, p99["hailuo-hook", k])
+      line = sprintf("| %s | %s | %s | %.0f | %s |", products[p], part[1], part[2], mine, p99[products[p], k])
       n = split("hummingbird flyingfox nginx", peers, " ")
       for (i = 1; i <= n; i++) {
         other = rps[peers[i], k]
@@ -50,6 +57,6 @@ awk -F'\t' '
       print line
     }
   }' "$OUT/summary.tsv" > "$OUT/ratios.md"
-head -n 2 "$OUT/ratios.md"; tail -n +3 "$OUT/ratios.md" | sort -t'|' -k2,2 -k3,3n
+head -n 2 "$OUT/ratios.md"; tail -n +3 "$OUT/ratios.md" | sort -t'|' -k2,2 -k3,3 -k4,4n
 echo
 echo "Targets (DESIGN.md): callback ≥ 2.5× hummingbird; healthz ≥ 0.8× nginx; p99 ≤ 1.5 ms at 64, ≤ 5 ms at 256."

@@ -112,7 +112,7 @@ public final class HookServer: Sendable {
                 seconds += 1
                 if let journal {
                     journal.sync()
-                    if registry.journalRecords.load(ordering: .relaxed) > 2 * registry.count + 10_000 {
+                    if journal.wantsCompaction {
                         do { try registry.compactJournal { keys.entries().map { .idempotency($0) } } } catch {
                             logger.error("journal compaction failed: \(error)")
                         }

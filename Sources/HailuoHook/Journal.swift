@@ -42,6 +42,10 @@ public final class Journal: Sendable {
         var fd: Int32
         var bytes: Int
         var dirty = false
+        /// Size right after the last compaction.
+        var compactedBytes = 0
+        /// While a compaction writes its snapshot, new records are also kept here.
+        var capture: [UInt8]?
     }
 
     public let path: String
@@ -97,7 +101,23 @@ public final class Journal: Sendable {
             }
             s.bytes += line.count
             s.dirty = true
+            s.capture?.append(contentsOf: line)
         }
+    }
+
+    /// Whether the file has grown enough past its last compaction to be worth another:
+    /// twice that size, and 16 MiB more at least.
+    public var wantsCompaction: Bool {
+        state.withLock { $0.bytes > 2 * $0.compactedBytes + 16 << 20 }
+    }
+
+    /// From now on, appended records are also kept aside for `rewrite`.
+    func beginCapture() {
+        state.withLock { $0.capture = [] }
+    }
+
+    func endCapture() {
+        state.withLock { $0.capture = nil }
     }
 
     /// Flushes to the disk if anything was written since the last time.
@@ -156,46 +176,57 @@ public final class Journal: Sendable {
         return try? decoder.decode(JournalRecord.self, from: Data(json))
     }
 
-    /// Replaces the file with `records` (compaction): written to a temporary
-    /// file, synced, then renamed over the journal, so a crash leaves one or the other.
-    public func rewrite(_ records: [JournalRecord]) throws {
+    /// Replaces the file with `records` (compaction). Call after
+    /// `beginCapture()`: the snapshot is written to a temporary file without
+    /// holding anything, then the records appended meanwhile are added, the
+    /// file synced and renamed over the journal, so a crash leaves one or the other.
+    /// `finish` runs the last step; the caller wraps it in its own lock so no
+    /// record lands in between.
+    public func rewrite(_ records: [JournalRecord], finish: (() throws -> Void) throws -> Void) throws {
         let temporary = path + ".compact"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw JournalError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
-        var buffer: [UInt8] = []
         var total = 0
-        func flush() throws {
+        func write(_ buffer: [UInt8]) throws {
             var done = 0
             while done < buffer.count {
                 let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, buffer.count - done) }
-                if n < 0 { if errno == EINTR { continue }; throw JournalError("compaction write failed") }
+                if n < 0 { if errno == EINTR { continue }; throw JournalError("compaction write failed: \(String(cString: strerror(errno)))") }
                 done += n
             }
             total += buffer.count
-            buffer.removeAll(keepingCapacity: true)
         }
         do {
+            var buffer: [UInt8] = []
             for record in records {
                 buffer.append(contentsOf: Journal.line(record))
-                if buffer.count > 1 << 20 { try flush() }
+                if buffer.count > 1 << 20 { try write(buffer); buffer.removeAll(keepingCapacity: true) }
             }
-            try flush()
-            fsync(fd)
+            try write(buffer)
+            try finish {
+                try state.withLock { s in
+                    try write(s.capture ?? [])
+                    s.capture = nil
+                    fsync(fd)
+                    guard rename(temporary, path) == 0 else {
+                        throw JournalError("cannot replace the journal: \(String(cString: strerror(errno)))")
+                    }
+                    let fresh = open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
+                    guard fresh >= 0 else { throw JournalError("cannot reopen the journal") }
+                    Glibc.close(s.fd)
+                    s.fd = fresh
+                    s.bytes = total
+                    s.compactedBytes = total
+                    s.dirty = false
+                }
+            }
         } catch {
             Glibc.close(fd)
             unlink(temporary)
+            endCapture()
             throw error
         }
         Glibc.close(fd)
-        try state.withLock { s in
-            guard rename(temporary, path) == 0 else { throw JournalError("cannot replace the journal: \(String(cString: strerror(errno)))") }
-            let fresh = open(path, O_WRONLY | O_APPEND | O_CLOEXEC, 0o600)
-            guard fresh >= 0 else { throw JournalError("cannot reopen the journal") }
-            Glibc.close(s.fd)
-            s.fd = fresh
-            s.bytes = total
-            s.dirty = false
-        }
     }
 }
 

@@ -370,23 +370,25 @@ public final class TaskRegistry: Sendable {
         }
     }
 
-    /// Rewrites the journal as one record a task (plus `extra`), holding the
-    /// lock so that no change slips between the snapshot and the new file.
-    /// Everything waits meanwhile: it runs only when the journal has grown
-    /// well past the registry.
+    /// Rewrites the journal as one record a task (plus `extra`). The lock is
+    /// held only to take the snapshot and, at the end, to add what arrived
+    /// while the snapshot was being written; the writing itself runs outside it.
     public func compactJournal(extra: () -> [JournalRecord]) throws {
         guard let journal else { return }
-        try storage.withLock { s in
+        let records: [JournalRecord] = storage.withLock { s in
             var records: [JournalRecord] = []
             records.reserveCapacity(s.tasks.count)
             for (seq, id) in s.order {
                 guard let entry = s.tasks[id], entry.seq == seq else { continue }
                 records.append(.task(entry.task, token: entry.token))
             }
-            records.append(contentsOf: extra())
-            try journal.rewrite(records)
-            journalRecords.store(records.count, ordering: .relaxed)
+            journal.beginCapture()
+            return records
         }
+        try journal.rewrite(records + extra()) { last in
+            try storage.withLock { _ in try last() }
+        }
+        journalRecords.store(records.count, ordering: .relaxed)
     }
 
     /// Unfinished tasks, oldest first, with when they last heard anything.

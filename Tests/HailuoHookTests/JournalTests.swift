@@ -103,4 +103,24 @@ import Testing
         #expect(again.task("R1")?.status == .success)
         #expect(again.task("R1")?.events.count == 3)
     }
+
+    @Test func compactionKeepsChangesMadeWhileItWrites() async throws {
+        let path = temporaryPath()
+        let registry = TaskRegistry(journal: try Journal(path: path))
+        for i in 0..<2000 {
+            _ = try registry.apply(StatusUpdate(taskID: "C\(i)", status: .processing), via: .callback, createIfMissing: true)
+        }
+        let writer = Task.detached {
+            for i in 0..<2000 {
+                _ = try registry.apply(StatusUpdate(taskID: "C\(i)", status: .success, fileID: "F\(i)"), via: .callback, createIfMissing: false)
+            }
+        }
+        for _ in 0..<5 { try registry.compactJournal { [] } }
+        try await writer.value
+        let restored = TaskRegistry()
+        _ = try Journal(path: path).replay { restored.restore($0) }
+        #expect(restored.count == 2000)
+        let notDone = (0..<2000).filter { restored.task("C\($0)")?.status != .success }
+        #expect(notDone.isEmpty, "\(notDone.count) lost")
+    }
 }
