@@ -1,6 +1,7 @@
 import CZlib
 import Foundation
 import Glibc
+import HTTPServer
 import Synchronization
 
 /// One accepted change, as the journal keeps it.
@@ -79,12 +80,35 @@ public final class Journal: Sendable {
 
     /// The line for a record: its CRC-32, a tab, its JSON, a newline.
     public static func line(_ record: JournalRecord) -> [UInt8] {
-        let json = (try? encoder.encode(record)) ?? Data()
-        let crc = json.withUnsafeBytes { crc32(0, $0.bindMemory(to: UInt8.self).baseAddress, uInt($0.count)) }
-        var line = Array(String(format: "%08x\t", UInt32(crc)).utf8)
+        let json: [UInt8]
+        if case .callback(let token, let update, let at) = record {
+            json = callbackJSON(token: token, update: update, at: at)
+        } else {
+            json = Array((try? encoder.encode(record)) ?? Data())
+        }
+        let crc = UInt32(json.withUnsafeBufferPointer { crc32(0, $0.baseAddress, uInt($0.count)) })
+        var line: [UInt8] = []
+        line.reserveCapacity(json.count + 10)
+        let hex = Array("0123456789abcdef".utf8)
+        for shift in stride(from: 28, through: 0, by: -4) { line.append(hex[Int((crc >> UInt32(shift)) & 0xF)]) }
+        line.append(0x09)
         line.append(contentsOf: json)
         line.append(0x0A)
         return line
+    }
+
+    /// The callback record, the one written per callback, built by hand: the
+    /// same JSON the synthesized `Codable` reads back (a test holds them
+    /// equal), at a fraction of JSONEncoder's cost on this hot path.
+    static func callbackJSON(token: String, update: StatusUpdate, at: Date) -> [UInt8] {
+        var s = #"{"callback":{"token":"# + JSONText.quote(token)
+        s += #","update":{"taskID":"# + JSONText.quote(update.taskID) + #","status":""# + update.status.rawValue + "\""
+        if let fileID = update.fileID { s += #","fileID":"# + JSONText.quote(fileID) }
+        if let base = update.baseResp {
+            s += #","baseResp":{"status_code":\#(base.status_code),"status_msg":\#(JSONText.quote(base.status_msg))}"#
+        }
+        s += #"},"at":\#(at.timeIntervalSince1970)}}"#
+        return Array(s.utf8)
     }
 
     /// Appends one record (one `write`); a failed write is thrown, so the change is not acknowledged.

@@ -123,4 +123,24 @@ import Testing
         let notDone = (0..<2000).filter { restored.task("C\($0)")?.status != .success }
         #expect(notDone.isEmpty, "\(notDone.count) lost")
     }
+
+    @Test func handWrittenCallbackRecordReadsBackLikeCodable() throws {
+        let cases = [
+            StatusUpdate(taskID: "T\"1\\", status: .success, fileID: "F\u{1}", baseResp: BaseResp(1027, "flagged \"x\"")),
+            StatusUpdate(taskID: "书", status: .processing),
+        ]
+        for update in cases {
+            let at = Date(timeIntervalSince1970: 1_700_000_000.123456)
+            let line = Journal.line(.callback(token: "tok\n", update: update, at: at))
+            let path = temporaryPath()
+            let journal = try Journal(path: path)
+            try journal.append(line)
+            var decoded: JournalRecord?
+            _ = try journal.replay { decoded = $0 }
+            guard case .callback(let token, let back, let when)? = decoded else { Issue.record("not read back"); continue }
+            #expect(token == "tok\n")
+            #expect(back == update)
+            #expect(abs(when.timeIntervalSince(at)) < 1e-6)
+        }
+    }
 }
