@@ -32,6 +32,8 @@ final class Connection: @unchecked Sendable {
     private(set) var closed = false
 
     private var pending: (head: RequestHead, match: Router.Match)?
+    /// The streaming body being sent, if any: nothing else happens on this connection meanwhile.
+    private var streaming: ResponseStream?
     private var lastActivity: UInt64
     private var headStartedAt: UInt64 = 0
     private var bodyActivityAt: UInt64 = 0
@@ -48,6 +50,11 @@ final class Connection: @unchecked Sendable {
     private var pendingOutput: Int { out.count - outIndex }
 
     func handle(events: UInt32) {
+        // A streaming connection reads nothing, so the peer's close comes only as these flags.
+        if streaming != nil && events & (HH_EPOLLRDHUP | HH_EPOLLHUP | HH_EPOLLERR) != 0 {
+            close()
+            return
+        }
         if events & (HH_EPOLLIN | HH_EPOLLRDHUP | HH_EPOLLHUP | HH_EPOLLERR) != 0 { readable = true }
         if events & HH_EPOLLOUT != 0 { writable = true }
         run()
@@ -85,6 +92,7 @@ final class Connection: @unchecked Sendable {
         case .endOfFile:
             readable = false
             peerClosed = true
+            if streaming != nil { close() }
             return true
         case .failed:
             close()
@@ -204,12 +212,51 @@ final class Connection: @unchecked Sendable {
     }
 
     private func write(_ response: Response, for head: RequestHead) {
+        if let stream = response.stream {
+            startStream(stream, response, head)
+            return
+        }
         let keepAlive = head.keepAlive && !loop.draining && !closeAfterWrite
         if !keepAlive { closeAfterWrite = true }
         serialize(response, version: head.version, head: head.method == "HEAD", keepAlive: keepAlive)
     }
 
-    private func serialize(_ response: Response, version: HTTPVersion, head: Bool, keepAlive: Bool) {
+    // MARK: Streaming bodies
+
+    /// Sends the head (no Content-Length, `Connection: close`), then the stream's bytes as they come.
+    private func startStream(_ stream: ResponseStream, _ response: Response, _ head: RequestHead) {
+        closeAfterWrite = true
+        serialize(response, version: head.version, head: true, keepAlive: false, streaming: true)
+        if head.method == "HEAD" {
+            stream.closed()
+            return
+        }
+        streaming = stream
+        let (early, finished) = stream.attach(self)
+        for bytes in early { out.append(contentsOf: bytes) }
+        if !finished { inFlight = true }  // holds the connection open: no linger, no next request
+    }
+
+    func streamWrite(_ bytes: [UInt8], from stream: ResponseStream) {
+        guard !closed, streaming === stream else { return }
+        if pendingOutput + bytes.count > stream.maxBuffered {
+            // A reader this far behind is cut off rather than buffered without end.
+            close()
+            return
+        }
+        out.append(contentsOf: bytes)
+        flush()
+    }
+
+    func streamFinish(_ stream: ResponseStream) {
+        guard !closed, streaming === stream else { return }
+        inFlight = false
+        streaming = nil
+        stream.closed()
+        flush()
+    }
+
+    private func serialize(_ response: Response, version: HTTPVersion, head: Bool, keepAlive: Bool, streaming: Bool = false) {
         let status = response.status
         if status.code >= 0 && status.code < Connection.statusLines.count, let line = Connection.statusLines[status.code], line.reason == status.reason {
             out.append(contentsOf: line.bytes)
@@ -227,7 +274,7 @@ final class Connection: @unchecked Sendable {
             appendSafe(value)
             out.append(contentsOf: Connection.crlf)
         }
-        if status.code >= 200 && status.code != 204 && status.code != 304 {
+        if status.code >= 200 && status.code != 204 && status.code != 304 && !streaming {
             out.append(contentsOf: Connection.contentLengthName)
             appendDecimal(response.body.count)
             out.append(contentsOf: Connection.crlf)
@@ -354,6 +401,10 @@ final class Connection: @unchecked Sendable {
 
     /// The server is draining: an idle connection closes now, a busy one after its answer.
     func drain() {
+        if let stream = streaming {
+            streamFinish(stream)
+            return
+        }
         if !inFlight && pendingOutput == 0 && parser.isIdle && pending == nil {
             close()
         }
@@ -363,6 +414,8 @@ final class Connection: @unchecked Sendable {
         guard !closed else { return }
         closed = true
         socket.close()
+        streaming?.closed()
+        streaming = nil
         loop.forget(self)
     }
 

@@ -4,11 +4,20 @@ public struct Response: Sendable {
     public var status: Status
     public var headers: Headers
     public var body: [UInt8]
+    /// When set, the body is this stream instead (no Content-Length; the connection closes after it).
+    public var stream: ResponseStream?
 
     public init(status: Status = .ok, headers: Headers = Headers(), body: [UInt8] = []) {
         self.status = status
         self.headers = headers
         self.body = body
+    }
+
+    /// A response whose body is written as it is produced.
+    public static func streaming(_ stream: ResponseStream, headers: Headers) -> Response {
+        var response = Response(status: .ok, headers: headers)
+        response.stream = stream
+        return response
     }
 
     public static let jsonContentType = "application/json; charset=utf-8"

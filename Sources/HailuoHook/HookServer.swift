@@ -17,6 +17,7 @@ public final class HookServer: Sendable {
     private let reconciling: Task<Void, Never>
     public let reconciler: Reconciler
     public let keys: IdempotencyKeys
+    public let events: EventStream
     /// False until the journal is replayed and the listener serves; false again once draining.
     private let ready = Flag()
 
@@ -78,6 +79,9 @@ public final class HookServer: Sendable {
         self.reconciler = reconciler
         let relay = Relay(registry: registry, logger: logger)
         registry.observe { relay.enqueue($0) }
+        let events = EventStream()
+        self.events = events
+        registry.observe { events.publish($0) }
         let callbacks = Callbacks(registry: registry, sharedToken: configuration.callbackSharedToken) { taskID, fileID in
             links.taskSucceeded(taskID: taskID, fileID: fileID)
         }
@@ -85,6 +89,7 @@ public final class HookServer: Sendable {
             callbacks: callbacks,
             submissions: Submissions(registry: registry, client: client, publicURL: publicURL, keys: keys, logger: logger),
             queries: TaskQueries(registry: registry, links: links),
+            events: events,
             apiToken: configuration.apiToken,
             maxBodyBytes: configuration.maxBodyBytes,
             maxSubmitBodyBytes: configuration.maxSubmitBodyBytes

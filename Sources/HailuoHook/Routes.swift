@@ -10,12 +10,14 @@ public enum Routes {
         public var callbacks: Callbacks
         public var submissions: Submissions?
         public var queries: TaskQueries?
+        public var events: EventStream?
         public var apiToken: String?
         public var maxBodyBytes: Int
         public var maxSubmitBodyBytes: Int
 
-        public init(callbacks: Callbacks, submissions: Submissions? = nil, queries: TaskQueries? = nil,
+        public init(callbacks: Callbacks, submissions: Submissions? = nil, queries: TaskQueries? = nil, events: EventStream? = nil,
                     apiToken: String? = nil, maxBodyBytes: Int, maxSubmitBodyBytes: Int) {
+            self.events = events
             self.callbacks = callbacks
             self.submissions = submissions
             self.queries = queries
@@ -48,6 +50,9 @@ public enum Routes {
             router.get("/v1/tasks/:id", guard_.async { await queries.task($0) })
             router.get("/v1/query/video_generation", guard_.sync(minimax: true) { queries.minimaxQuery($0) })
             router.get("/v1/files/retrieve", guard_.async(minimax: true) { await queries.minimaxFile($0) })
+        }
+        if let events = parts.events {
+            router.get("/v1/events", guard_.sync { events.handle($0) })
         }
     }
 

@@ -144,7 +144,7 @@ public struct DownloadLinks: Sendable {
         Task {
             _ = try? await fetch(fileID: fileID, taskID: taskID)
             if let answer = try? await client.query(taskID: taskID) {
-                registry.update(taskID) { task in
+                registry.update(taskID, notify: true) { task in
                     task.videoWidth = answer.video_width ?? task.videoWidth
                     task.videoHeight = answer.video_height ?? task.videoHeight
                 }
@@ -159,7 +159,7 @@ public struct DownloadLinks: Sendable {
             // Valid about 9 h from when it is issued, which is now.
             let expires = Date().addingTimeInterval(DownloadLinks.validity)
             if let taskID {
-                registry.update(taskID) { task in
+                registry.update(taskID, notify: true) { task in
                     task.downloadURL = answer.file.download_url
                     task.downloadURLExpiresAt = expires
                 }

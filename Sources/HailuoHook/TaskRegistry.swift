@@ -223,19 +223,22 @@ public final class TaskRegistry: Sendable {
         storage.withLock { s in s.files[fileID].flatMap { s.tasks[$0]?.task } }
     }
 
-    /// Changes a task in place (download URL, video size); false when unknown.
+    /// Changes a task in place (download URL, video size, relay counters);
+    /// false when unknown. `notify`: tell the observers (the event stream, the
+    /// relay), as for a link that arrived; not for the relay's own bookkeeping.
     @discardableResult
-    public func update(_ taskID: String, _ change: (inout VideoTask) -> Void) -> Bool {
-        let (found, wakeups) = storage.withLock { s -> (Bool, Wakeups) in
-            guard let entry = s.tasks[taskID] else { return (false, []) }
+    public func update(_ taskID: String, notify shouldNotify: Bool = false, _ change: (inout VideoTask) -> Void) -> Bool {
+        let (found, wakeups, changed) = storage.withLock { s -> (Bool, Wakeups, VideoTask?) in
+            guard let entry = s.tasks[taskID] else { return (false, [], nil) }
             var task = entry.task
             change(&task)
             // Best effort: a link or a size can be fetched again after a restart.
             try? journaled(Journal.line(.task(task, token: entry.token)))
             s.tasks[taskID]!.task = task
-            return (true, TaskRegistry.changed(&s, taskID))
+            return (true, TaskRegistry.changed(&s, taskID), task)
         }
         wakeups.forEach { $0.resume() }
+        if shouldNotify { notify(changed) }
         return found
     }
 

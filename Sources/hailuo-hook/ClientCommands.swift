@@ -189,33 +189,81 @@ struct List: AsyncParsableCommand {
 }
 
 struct Watch: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print each change of any task as it happens (Ctrl-C stops).")
+    static let configuration = CommandConfiguration(abstract: "Print each change of any task as it happens, from /v1/events (Ctrl-C stops).")
     @OptionGroup var options: ServerOptions
-    @Option(help: "Seconds between looks.") var interval = 1.0
 
     func run() async throws {
         let client = APIClient(options)
-        var seen: [String: String] = [:]
-        var first = true
+        var lastID: String? = nil
         while true {
-            do {
-                let answer = try await client.call("GET", "/v1/tasks?limit=500")
-                let tasks = (answer["tasks"] as? [[String: Any]] ?? []).reversed()
-                for task in tasks {
-                    guard let id = task["task_id"] as? String else { continue }
-                    let key = "\(task["status"] ?? "")|\(task["updated_at"] ?? "")|\(task["download_url"] ?? "")"
-                    if seen[id] != key {
-                        seen[id] = key
-                        if !first || tasks.count <= 20 { print(List.rows([task])[0]); fflush(nil) }
-                    }
-                }
-                first = false
-            } catch let failure as ClientFailure {
-                printError(failure.description)
+            let reader = EventReader(lastEventID: lastID)
+            let status = await reader.follow(client)
+            lastID = reader.lastEventID ?? lastID
+            if let status, status != 200 {
+                printError(status == 401 ? "HTTP 401: set HAILUO_HOOK_API_TOKEN" : "HTTP \(status) from /v1/events")
                 throw ExitCode(1)
             }
-            try await Task.sleep(nanoseconds: UInt64(max(0.1, interval) * 1e9))
+            // The server went away or restarted: resume from the last event seen.
+            try await Task.sleep(nanoseconds: 1_000_000_000)
         }
+    }
+}
+
+/// Reads `text/event-stream` as it arrives and prints one line per task change.
+final class EventReader: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    // Touched only on the session's delegate queue (serial), then read after the stream ends.
+    private var buffer = ""
+    private(set) var lastEventID: String?
+    private var status: Int?
+    private var done: CheckedContinuation<Int?, Never>?
+    private let lock = NSLock()
+
+    init(lastEventID: String?) {
+        self.lastEventID = lastEventID
+    }
+
+    /// Follows the stream until it ends; the HTTP status, or nil when unreachable.
+    func follow(_ client: APIClient) async -> Int? {
+        guard let url = URL(string: client.base + "/v1/events") else { return nil }
+        var request = URLRequest(url: url, timeoutInterval: 3600)
+        request.setValue("text/event-stream", forHTTPHeaderField: "Accept")
+        if let token = client.token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
+        if let lastEventID { request.setValue(lastEventID, forHTTPHeaderField: "Last-Event-ID") }
+        let queue = OperationQueue()
+        queue.maxConcurrentOperationCount = 1
+        let session = URLSession(configuration: .ephemeral, delegate: self, delegateQueue: queue)
+        return await withCheckedContinuation { continuation in
+            lock.lock(); done = continuation; lock.unlock()
+            session.dataTask(with: request).resume()
+        }
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        status = (response as? HTTPURLResponse)?.statusCode
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        buffer += String(decoding: data, as: UTF8.self)
+        while let end = buffer.range(of: "\n\n") {
+            let event = String(buffer[..<end.lowerBound])
+            buffer = String(buffer[end.upperBound...])
+            var data = ""
+            for line in event.split(separator: "\n") {
+                if line.hasPrefix("id: ") { lastEventID = String(line.dropFirst(4)) }
+                if line.hasPrefix("data: ") { data += line.dropFirst(6) }
+            }
+            guard !data.isEmpty, let task = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else { continue }
+            print(List.rows([task])[0])
+            fflush(nil)
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        session.finishTasksAndInvalidate()
+        lock.lock(); let continuation = done; done = nil; lock.unlock()
+        continuation?.resume(returning: status)
     }
 }
 

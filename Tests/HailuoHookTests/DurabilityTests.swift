@@ -176,14 +176,17 @@ import Testing
         try await withHook { hook, client in
             let body = #"{"model":"MiniMax-Hailuo-02","prompt":"relay","callback_url":"http://127.0.0.1:\#(receiver.server.port)/hook"}"#
             let id = try #require(try await client.post("/v1/video_generation", body).json["task_id"] as? String)
-            let delivered = await eventually(timeout: 20) { receiver.state.statuses.withLock { $0 }.count == 3 }
+            // submitted, processing, success, then success again with the link and with the size.
+            let delivered = await eventually(timeout: 20) { receiver.state.statuses.withLock { $0 }.count == 5 }
             #expect(delivered)
-            #expect(receiver.state.statuses.withLock { $0 } == ["submitted", "processing", "success"])
+            let statuses = receiver.state.statuses.withLock { $0 }
+            #expect(Array(statuses.prefix(3)) == ["submitted", "processing", "success"])
+            #expect(statuses.dropFirst(3).allSatisfy { $0 == "success" })
             let task = try await client.get("/v1/tasks/\(id)").json
             #expect(task["notify_url"] as? String == "http://127.0.0.1:\(receiver.server.port)/hook")
             let relay = try #require(task["relay"] as? [String: Any])
-            #expect(relay["attempts"] as? Int == 5)
-            #expect(relay["delivered"] as? Int == 3)
+            #expect(relay["attempts"] as? Int == 7)
+            #expect(relay["delivered"] as? Int == 5)
             #expect(relay["failed"] as? Int == 0)
             _ = hook
         }
