@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // epoll, accept4 and sched_getaffinity, which Swift's Glibc module does not expose.
@@ -28,7 +29,11 @@ let package = Package(
         ),
         .target(
             name: "HailuoHook",
-            dependencies: ["HTTPServer", "CZlib", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "HTTPServer", "CZlib",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -172,7 +172,21 @@ final class Connection: @unchecked Sendable {
         return nil
     }
 
+    /// The current request's route and start, for `onResponse`.
+    private var routeLabel = "unmatched"
+    private var startedAt: UInt64 = 0
+
+    private func observe(_ status: Status, method: String) {
+        guard let observer = shared.configuration.onResponse else { return }
+        let now = DispatchTime.now().uptimeNanoseconds
+        observer(routeLabel, method, status.code, now > startedAt ? now - startedAt : 0)
+    }
+
     private func dispatch(_ head: RequestHead, body: [UInt8], trailers: Headers, match: Router.Match) {
+        if shared.configuration.onResponse != nil {
+            startedAt = DispatchTime.now().uptimeNanoseconds
+            if case .found(let route, _) = match { routeLabel = route.pattern } else { routeLabel = "unmatched" }
+        }
         switch match {
         case .notFound:
             write(Response.error(.notFound, "no route for \(head.method) \(head.path)"), for: head)
@@ -205,6 +219,11 @@ final class Connection: @unchecked Sendable {
 
     /// Answers a refused request and closes: after a framing error nothing after it can be trusted.
     private func refuse(_ error: ParseError) {
+        if shared.configuration.onResponse != nil {
+            routeLabel = "refused"
+            startedAt = DispatchTime.now().uptimeNanoseconds
+            observe(error.status, method: "-")
+        }
         pending = nil
         closeAfterWrite = true
         serialize(Response.error(error.status, error.message), version: .http1_1, head: false, keepAlive: false)
@@ -212,6 +231,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func write(_ response: Response, for head: RequestHead) {
+        observe(response.status, method: head.method)
         if let stream = response.stream {
             startStream(stream, response, head)
             return

@@ -16,6 +16,8 @@ public struct Callbacks: Sendable {
     let sharedToken: String?
     /// Called (outside the lock) when an update made a task succeed with a file id.
     let onSuccess: @Sendable (_ taskID: String, _ fileID: String) -> Void
+    /// Counts outcomes when set.
+    public var metrics: HookMetrics?
 
     public init(registry: TaskRegistry, sharedToken: String?, onSuccess: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
         self.registry = registry
@@ -25,8 +27,37 @@ public struct Callbacks: Sendable {
 
     static let decoder = JSONDecoder()
     static let recorded = Response.json(.ok, text: #"{"status":"success"}"#)
+    static let duplicate = withOutcome("duplicate")
+    static let late = withOutcome("late")
+    static let outOfOrder = withOutcome("out_of_order")
+    static let keptEarly = withOutcome("kept_early")
+
+    /// The same answer, marked for the metrics (the header also tells a curious upstream what happened).
+    static func withOutcome(_ outcome: String) -> Response {
+        var r = recorded
+        r.headers.add("X-Callback-Outcome", outcome)
+        return r
+    }
 
     public func handle(_ request: Request) -> Response {
+        let response = answer(request)
+        if let metrics {
+            let outcome: String
+            switch response.status.code {
+            case 200: outcome = lastOutcome(response)
+            default: outcome = "refused"
+            }
+            metrics.callback(outcome)
+        }
+        return response
+    }
+
+    /// The outcome label of an accepted callback, from the answer built for it.
+    private func lastOutcome(_ response: Response) -> String {
+        response.headers["X-Callback-Outcome"] ?? "applied"
+    }
+
+    private func answer(_ request: Request) -> Response {
         let body: Body
         do {
             body = try Callbacks.decoder.decode(Body.self, from: Data(request.body))
@@ -34,7 +65,9 @@ public struct Callbacks: Sendable {
             return Response.error(.badRequest, "the body is not a JSON callback object: \(JSONErrors.describe(error))", code: "bad_json")
         }
         if let challenge = body.challenge {
-            return Response.json(.ok, text: #"{"challenge":"# + JSONText.quote(challenge) + "}")
+            var echo = Response.json(.ok, text: #"{"challenge":"# + JSONText.quote(challenge) + "}")
+            echo.headers.add("X-Callback-Outcome", "challenge")
+            return echo
         }
         guard let taskID = body.task_id?.value, !taskID.isEmpty else {
             return Response.error(.badRequest, "task_id is required")
@@ -60,9 +93,14 @@ public struct Callbacks: Sendable {
         switch outcome {
         case .recorded(let applied):
             if applied == .applied, status == .success, let fileID = update.fileID { onSuccess(taskID, fileID) }
-            return Callbacks.recorded
+            switch applied {
+            case .applied: return Callbacks.recorded
+            case .ignored(.duplicate): return Callbacks.duplicate
+            case .ignored(.afterEnd): return Callbacks.late
+            case .ignored(.outOfOrder): return Callbacks.outOfOrder
+            }
         case .keptUntilSubmitted:
-            return Callbacks.recorded
+            return Callbacks.keptEarly
         case .unknownToken:
             return Response.error(.notFound, "unknown callback token")
         case .notRecorded(let why):

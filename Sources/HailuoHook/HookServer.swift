@@ -18,6 +18,7 @@ public final class HookServer: Sendable {
     public let reconciler: Reconciler
     public let keys: IdempotencyKeys
     public let events: EventStream
+    public let metrics: HookMetrics
     /// False until the journal is replayed and the listener serves; false again once draining.
     private let ready = Flag()
 
@@ -63,12 +64,17 @@ public final class HookServer: Sendable {
             apiKey = "simulator"
         }
         self.simulator = simulator
-        let client = MiniMaxClient(baseURL: baseURL, apiKey: apiKey, timeout: configuration.upstreamTimeout)
+        let metrics = HookMetrics()
+        self.metrics = metrics
+        var client = MiniMaxClient(baseURL: baseURL, apiKey: apiKey, timeout: configuration.upstreamTimeout)
+        client.metrics = metrics
 
         // The public URL names the port, which is only known once bound: bind first, route after.
         let router = Router()
         do {
-            self.server = try Server(configuration: configuration.server, router: router, logger: Logger(label: "hailuo-hook.http"), start: false)
+            var serverConfiguration = configuration.server
+            serverConfiguration.onResponse = { metrics.request(route: $0, method: $1, status: $2, nanoseconds: $3) }
+            self.server = try Server(configuration: serverConfiguration, router: router, logger: Logger(label: "hailuo-hook.http"), start: false)
         } catch {
             if let simulator { Task { await simulator.shutdown() } }
             throw error
@@ -77,14 +83,15 @@ public final class HookServer: Sendable {
         let links = DownloadLinks(registry: registry, client: client, logger: logger)
         let reconciler = Reconciler(registry: registry, client: client, links: links, after: configuration.reconcileAfter, logger: logger)
         self.reconciler = reconciler
-        let relay = Relay(registry: registry, logger: logger)
+        let relay = Relay(registry: registry, metrics: metrics, logger: logger)
         registry.observe { relay.enqueue($0) }
         let events = EventStream()
         self.events = events
         registry.observe { events.publish($0) }
-        let callbacks = Callbacks(registry: registry, sharedToken: configuration.callbackSharedToken) { taskID, fileID in
+        var callbacks = Callbacks(registry: registry, sharedToken: configuration.callbackSharedToken) { taskID, fileID in
             links.taskSucceeded(taskID: taskID, fileID: fileID)
         }
+        callbacks.metrics = metrics
         Routes.install(on: router, Routes.Parts(
             callbacks: callbacks,
             submissions: Submissions(registry: registry, client: client, publicURL: publicURL, keys: keys, logger: logger),
@@ -96,6 +103,19 @@ public final class HookServer: Sendable {
         ))
         let ready = self.ready
         let server = self.server
+        router.get("/metrics", .sync { [registry, events] _ in
+            var gauges: [(name: String, help: String, labels: [(String, String)], value: Double)] = [
+                ("hailuo_open_connections", "Open client connections", [], Double(server.connectionCount)),
+            ]
+            for (status, n) in registry.countsByStatus() {
+                gauges.append(("hailuo_tasks", "Tasks in the registry, by status", [("status", status.rawValue)], Double(n)))
+            }
+            gauges.append(("hailuo_event_subscribers", "Clients following /v1/events", [], Double(events.subscriberCount)))
+            if let journal = registry.journal {
+                gauges.append(("hailuo_journal_bytes", "Size of the journal file", [], Double(journal.size)))
+            }
+            return Response(headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.render(gauges: gauges))
+        })
         router.get("/readyz", .sync { _ in
             switch ready.state {
             case .ready where !server.isDraining: return Response.json(.ok, text: #"{"status":"ready"}"#)

@@ -55,6 +55,8 @@ public struct MiniMaxClient: Sendable {
     struct SubmitAnswer: Decodable { var task_id: LenientString? }
 
     public let baseURL: String
+    /// Counts calls and their results when set.
+    public var metrics: HookMetrics?
     let apiKey: String
     let timeout: Double
     let session: URLSession
@@ -102,6 +104,22 @@ public struct MiniMaxClient: Sendable {
 
     /// One call; a non-zero `base_resp` (MiniMax answers them with HTTP 200) becomes `.upstream`.
     private func call(_ method: String, _ path: String, body: Data? = nil) async throws(Failure) -> Data {
+        let name = path.hasPrefix("/v1/video_generation") ? "submit" : path.hasPrefix("/v1/query") ? "query" : "retrieve"
+        do {
+            let data = try await perform(method, path, body: body)
+            metrics?.upstream(name, "ok")
+            return data
+        } catch {
+            switch error {
+            case .upstream(let r): metrics?.upstream(name, "base_resp_\(r.status_code)")
+            case .timeout: metrics?.upstream(name, "timeout")
+            case .unavailable: metrics?.upstream(name, "unavailable")
+            }
+            throw error
+        }
+    }
+
+    private func perform(_ method: String, _ path: String, body: Data? = nil) async throws(Failure) -> Data {
         guard let url = URL(string: baseURL + path) else { throw .unavailable("bad base URL \(baseURL)") }
         var request = URLRequest(url: url, timeoutInterval: timeout)
         request.httpMethod = method

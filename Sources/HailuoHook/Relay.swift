@@ -37,13 +37,15 @@ public final class Relay: Sendable {
     }
 
     let registry: TaskRegistry
+    let metrics: HookMetrics?
     let policy: Policy
     let logger: Logger
     let session: URLSession
     private let lanes = Mutex<[String: Lane]>([:])
 
-    public init(registry: TaskRegistry, policy: Policy = Policy(), logger: Logger) {
+    public init(registry: TaskRegistry, metrics: HookMetrics? = nil, policy: Policy = Policy(), logger: Logger) {
         self.registry = registry
+        self.metrics = metrics
         self.policy = policy
         self.logger = logger
         let configuration = URLSessionConfiguration.ephemeral
@@ -114,6 +116,7 @@ public final class Relay: Sendable {
                 r.last_attempt_at = now
                 if failure == nil { r.delivered += 1 }
             }
+            metrics?.relay(failure == nil ? "delivered" : "failed_attempt")
             if failure == nil { return }
             if attempt == policy.maxAttempts { break }
             // Exponential back-off with full jitter.
@@ -121,6 +124,7 @@ public final class Relay: Sendable {
             try? await Task.sleep(nanoseconds: UInt64(Double.random(in: cap / 2...cap) * 1e9))
         }
         record(task.taskID) { $0.failed += 1 }
+        metrics?.relay("gave_up")
         logger.warning("relay to \(task.notifyURL ?? "") gave up after \(policy.maxAttempts) attempts", metadata: ["task_id": "\(task.taskID)"])
     }
 

@@ -218,6 +218,16 @@ public final class TaskRegistry: Sendable {
         return task(id)
     }
 
+    /// How many tasks there are in each status.
+    public func countsByStatus() -> [(TaskStatus, Int)] {
+        let counts = storage.withLock { s -> [TaskStatus: Int] in
+            var counts: [TaskStatus: Int] = [:]
+            for entry in s.tasks.values { counts[entry.task.status, default: 0] += 1 }
+            return counts
+        }
+        return TaskStatus.allCases.map { ($0, counts[$0] ?? 0) }
+    }
+
     /// The task that produced `fileID`.
     public func task(fileID: String) -> VideoTask? {
         storage.withLock { s in s.files[fileID].flatMap { s.tasks[$0]?.task } }
