@@ -175,6 +175,8 @@ final class Connection: @unchecked Sendable {
     /// The current request's route and start, for `onResponse`.
     private var routeLabel = "unmatched"
     private var startedAt: UInt64 = 0
+    /// Echoed as `X-Request-Id` on the current request's answer.
+    private var currentRequestID: String?
 
     private func observe(_ status: Status, method: String) {
         guard let observer = shared.configuration.onResponse else { return }
@@ -183,6 +185,7 @@ final class Connection: @unchecked Sendable {
     }
 
     private func dispatch(_ head: RequestHead, body: [UInt8], trailers: Headers, match: Router.Match) {
+        currentRequestID = requestID(head)
         if shared.configuration.onResponse != nil {
             startedAt = DispatchTime.now().uptimeNanoseconds
             if case .found(let route, _) = match { routeLabel = route.pattern } else { routeLabel = "unmatched" }
@@ -195,7 +198,9 @@ final class Connection: @unchecked Sendable {
             response.headers.add("Allow", allow.joined(separator: ", "))
             write(response, for: head)
         case .found(let route, let parameters):
-            let request = Request(head: head, body: body, trailers: trailers, parameters: parameters)
+            var request = Request(head: head, body: body, trailers: trailers, parameters: parameters)
+            request.id = currentRequestID ?? ""
+
             switch route.handler {
             case .sync(let handler):
                 write(handler(request), for: head)
@@ -219,6 +224,7 @@ final class Connection: @unchecked Sendable {
 
     /// Answers a refused request and closes: after a framing error nothing after it can be trusted.
     private func refuse(_ error: ParseError) {
+        currentRequestID = nil
         if shared.configuration.onResponse != nil {
             routeLabel = "refused"
             startedAt = DispatchTime.now().uptimeNanoseconds
@@ -228,6 +234,12 @@ final class Connection: @unchecked Sendable {
         closeAfterWrite = true
         serialize(Response.error(error.status, error.message), version: .http1_1, head: false, keepAlive: false)
         flush()
+    }
+
+    /// The client's `X-Request-Id` (if sane), else the process's prefix and a counter: unique, and no randomness per request.
+    private func requestID(_ head: RequestHead) -> String {
+        if let given = head.headers["X-Request-Id"], !given.isEmpty, given.utf8.count <= 128 { return given }
+        return shared.nextRequestID()
     }
 
     private func write(_ response: Response, for head: RequestHead) {
@@ -298,6 +310,12 @@ final class Connection: @unchecked Sendable {
             out.append(contentsOf: Connection.contentLengthName)
             appendDecimal(response.body.count)
             out.append(contentsOf: Connection.crlf)
+        }
+        if let id = currentRequestID {
+            out.append(contentsOf: Connection.requestIDName)
+            appendSafe(id)
+            out.append(contentsOf: Connection.crlf)
+            currentRequestID = nil
         }
         if !keepAlive {
             out.append(contentsOf: Connection.connectionClose)
@@ -446,6 +464,7 @@ final class Connection: @unchecked Sendable {
     static let dateName = Array("Date: ".utf8)
     static let contentLengthName = Array("Content-Length: ".utf8)
     static let connectionClose = Array("Connection: close\r\n".utf8)
+    static let requestIDName = Array("X-Request-Id: ".utf8)
     static let connectionKeepAlive = Array("Connection: keep-alive\r\n".utf8)
     static let continueLine = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
     static let statusLines: [(reason: String, bytes: [UInt8])?] = (0..<600).map { code in

@@ -39,6 +39,8 @@ public struct Request: Sendable {
     public var trailers: Headers
     /// Values of the route pattern's `:name` segments.
     public var parameters: [String: String]
+    /// `X-Request-Id` as sent, or one the server made; echoed on the answer.
+    public var id: String = ""
 
     public init(head: RequestHead, body: [UInt8] = [], trailers: Headers = Headers(), parameters: [String: String] = [:]) {
         self.head = head

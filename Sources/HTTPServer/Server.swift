@@ -11,6 +11,14 @@ final class ServerShared: Sendable {
     let serverLine: [UInt8]
     let tickInterval: DispatchTimeInterval
     private let connections = Atomic<Int>(0)
+    private let requestCounter = Atomic<UInt64>(0)
+    /// Random per process, so ids from two runs or replicas do not collide.
+    let requestIDPrefix = String(UInt32.random(in: .min ... .max), radix: 16)
+
+    /// A request id for a request that came without one.
+    func nextRequestID() -> String {
+        "\(requestIDPrefix)-\(requestCounter.add(1, ordering: .relaxed).newValue)"
+    }
     let isDraining = Atomic<Bool>(false)
     private let drained = Mutex<DrainSignal?>(nil)
 

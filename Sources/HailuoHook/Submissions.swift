@@ -63,7 +63,7 @@ public struct Submissions: Sendable {
             taskID = try await client.submit(video.upstreamBody(callbackURL: callbackURL))
         } catch {
             registry.release(token: token)
-            logger.warning("submit refused upstream: \(error)")
+            logger.warning("submit refused upstream: \(error)", metadata: ["request_id": "\(request.id)"])
             switch error {
             case .timeout:
                 return APIError.response(.gatewayTimeout, error.description, code: "upstream_timeout", baseResp: error.baseResp)
@@ -80,7 +80,7 @@ public struct Submissions: Sendable {
             return APIError.response(.internalServerError, "task \(taskID) was submitted upstream but could not be recorded: \(error)",
                                      code: "not_recorded", baseResp: BaseResp(1000, "task \(taskID) not recorded"))
         }
-        logger.info("submitted", metadata: ["task_id": "\(taskID)", "model": "\(video.fields["model"]?.stringValue ?? "")"])
+        logger.info("submitted", metadata: ["task_id": "\(taskID)", "request_id": "\(request.id)", "model": "\(video.fields["model"]?.stringValue ?? "")"])
         let body: JSONValue = .object([
             "task_id": .string(taskID),
             "base_resp": .object(["status_code": .number(0), "status_msg": .string("success")]),

@@ -131,6 +131,21 @@ import Testing
         }
     }
 
+    @Test func requestIDIsEchoedOrMade() async throws {
+        try await withServer { server in
+            let client = try RawClient(port: server.port)
+            let given = try await client.exchange("GET /hello HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-123\r\n\r\n")
+            #expect(given.header("X-Request-Id") == "abc-123")
+            let a = try await client.exchange("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").header("X-Request-Id")
+            let b = try await client.exchange("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").header("X-Request-Id")
+            #expect(a != nil && b != nil && a != b)
+            // Refusals of the engine carry none (there was no request to name).
+            let refused = try await client.exchange("GET /hello HTTP/1.1\r\nX-Request-Id: r\r\n\r\n")
+            #expect(refused.status == 400)
+            #expect(refused.header("X-Request-Id") == nil)
+        }
+    }
+
     @Test func emptyLinesBeforeARequestAreIgnored() async throws {
         try await withServer { server in
             let client = try RawClient(port: server.port)
