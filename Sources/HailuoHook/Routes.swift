@@ -54,6 +54,10 @@ public enum Routes {
         if let events = parts.events {
             router.get("/v1/events", guard_.sync { events.handle($0) })
         }
+        let dashboard = DashboardFiles()
+        router.get("/", .sync { _ in dashboard.serve("index.html") })
+        router.get("/dashboard/style.css", .sync { _ in dashboard.serve("style.css") })
+        router.get("/dashboard/app.js", .sync { _ in dashboard.serve("app.js") })
     }
 
     /// `Authorization: Bearer <api.token>`, compared in constant time.
@@ -63,7 +67,9 @@ public enum Routes {
         func refusal(_ request: Request, minimax: Bool) -> Response? {
             guard let token else { return nil }
             let header = request.headers["Authorization"] ?? ""
-            let given = header.lowercased().hasPrefix("bearer ") ? String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces) : ""
+            var given = header.lowercased().hasPrefix("bearer ") ? String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces) : ""
+            // EventSource cannot send headers: the event stream also takes ?access_token=.
+            if given.isEmpty, request.path == "/v1/events", let query = request.query("access_token") { given = query }
             if CallbackToken.constantTimeEquals(given, token) { return nil }
             let message = header.isEmpty ? "the Authorization header is missing; send Authorization: Bearer <api.token>"
                                          : "the Authorization header does not carry the right bearer token"

@@ -259,4 +259,37 @@ import Testing
             #expect(try await client.get("/v1/callbacks/abc").headers["allow"] == "POST")
         }
     }
+
+    @Test func dashboardFilesAreServed() async throws {
+        try await withHook { _, client in
+            let page = try await client.get("/")
+            #expect(page.status == 200)
+            #expect(page.headers["content-type"] == "text/html; charset=utf-8")
+            #expect(page.text.contains("/dashboard/app.js"))
+            let js = try await client.get("/dashboard/app.js")
+            #expect(js.headers["content-type"] == "text/javascript; charset=utf-8")
+            #expect(js.text.contains("EventSource"))
+            #expect(try await client.get("/dashboard/style.css").status == 200)
+        }
+    }
+
+    @Test func eventStreamTakesTheTokenAsAQueryParameter() async throws {
+        try await withHook({ $0.apiToken = "s3cret" }) { hook, _ in
+            let denied = try SSEProbe.status(port: hook.port, path: "/v1/events")
+            #expect(denied == 401)
+            #expect(try SSEProbe.status(port: hook.port, path: "/v1/events?access_token=wrong") == 401)
+            #expect(try SSEProbe.status(port: hook.port, path: "/v1/events?access_token=s3cret") == 200)
+            // Only the event stream takes it.
+            #expect(try SSEProbe.status(port: hook.port, path: "/v1/tasks?access_token=s3cret") == 401)
+        }
+    }
+}
+
+/// The status line of a GET, read from a raw socket (the event stream never ends).
+enum SSEProbe {
+    static func status(port: Int, path: String) throws -> Int {
+        let socket = try RawSocket(port: port)
+        let head = try socket.exchange("GET \(path) HTTP/1.1\r\nHost: x\r\n\r\n")
+        return Int(head.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
 }
