@@ -34,7 +34,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            resources: [.copy("Dashboard")],
+            resources: [.copy("Dashboard"), .copy("Resources/openapi.yaml")],
             swiftSettings: strict
         ),
         .executableTarget(

@@ -1,8 +1,8 @@
 import Foundation
 import HTTPServer
 
-/// `GET /`: the dashboard's three files (HTML, CSS, JS in Sources/HailuoHook/Dashboard),
-/// read once from the package's resources at start.
+/// `GET /` and `/openapi.yaml`: the dashboard's files (HTML, CSS, JS in
+/// Sources/HailuoHook/Dashboard) and the API description, read once from the package's resources.
 public struct DashboardFiles: Sendable {
     let files: [String: (type: String, bytes: [UInt8])]
 
@@ -15,6 +15,9 @@ public struct DashboardFiles: Sendable {
                let data = try? Data(contentsOf: url) {
                 files[name] = (type, Array(data))
             }
+        }
+        if let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml"), let data = try? Data(contentsOf: url) {
+            files["openapi.yaml"] = ("application/yaml; charset=utf-8", Array(data))
         }
         self.files = files
     }

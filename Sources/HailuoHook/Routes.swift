@@ -58,6 +58,7 @@ public enum Routes {
         router.get("/", .sync { _ in dashboard.serve("index.html") })
         router.get("/dashboard/style.css", .sync { _ in dashboard.serve("style.css") })
         router.get("/dashboard/app.js", .sync { _ in dashboard.serve("app.js") })
+        router.get("/openapi.yaml", .sync { _ in dashboard.serve("openapi.yaml") })
     }
 
     /// `Authorization: Bearer <api.token>`, compared in constant time.

@@ -101,6 +101,10 @@ public struct TaskQueries: Sendable {
             let answer = try await links.fetch(fileID: fileID, taskID: registry.task(fileID: fileID)?.taskID)
             return TaskQueries.fileAnswer(fileID: fileID, url: answer.file.download_url, task: nil, file: answer.file)
         } catch {
+            // The upstream's "invalid params" for a file id is the client's unknown file, not a gateway fault.
+            if case .upstream(let r) = error, r.status_code == 2013 {
+                return APIError.response(.notFound, "no file \(fileID): \(r.status_msg)", code: "not_found", baseResp: r)
+            }
             let status: Status = error == .timeout ? .gatewayTimeout : .badGateway
             return APIError.response(status, error.description, code: "upstream_error", baseResp: error.baseResp)
         }

@@ -222,10 +222,10 @@ import Testing
         }
     }
 
-    @Test func minimaxFileUnknownIsUpstreamError() async throws {
+    @Test func minimaxFileUnknownIsNotFoundWithTheUpstreamsBaseResp() async throws {
         try await withHook { _, client in
             let r = try await client.get("/v1/files/retrieve?file_id=123")
-            #expect(r.status == 502)
+            #expect(r.status == 404)
             #expect(r.baseCode == 2013)
             #expect(try await client.get("/v1/files/retrieve").status == 400)
         }
@@ -270,6 +270,12 @@ import Testing
             #expect(js.headers["content-type"] == "text/javascript; charset=utf-8")
             #expect(js.text.contains("EventSource"))
             #expect(try await client.get("/dashboard/style.css").status == 200)
+            let spec = try await client.get("/openapi.yaml")
+            #expect(spec.headers["content-type"] == "application/yaml; charset=utf-8")
+            #expect(spec.text.hasPrefix("openapi: 3.1.0"))
+            for path in ["/v1/video_generation:", "/v1/callbacks/{token}:", "/v1/tasks/{task_id}:", "/v1/events:", "/metrics:", "/readyz:"] {
+                #expect(spec.text.contains(path), "\(path)")
+            }
         }
     }
 
