@@ -36,12 +36,13 @@ import Testing
 
         /// The port from the "listening on"/"simulating" log line.
         func port() async throws -> Int {
-            _ = await eventually { self.text.contains("port=") || !self.process.isRunning }
+            let pattern = #"port(=|":")\d+"#  // text or JSON logs
+            _ = await eventually { self.text.range(of: pattern, options: .regularExpression) != nil || !self.process.isRunning }
             let text = self.text
-            guard let range = text.range(of: #"port=(\d+)"#, options: .regularExpression) else {
+            guard let range = text.range(of: pattern, options: .regularExpression) else {
                 throw CocoaError(.fileReadUnknown, userInfo: [NSLocalizedDescriptionKey: "no port in: \(text)"])
             }
-            return Int(text[range].dropFirst(5))!
+            return Int(text[range].filter(\.isNumber))!
         }
 
         func stop() async -> Int32 {
@@ -112,5 +113,25 @@ import Testing
         #expect(output.contains("server.port"))
         let (flagStatus, _) = try await run(["serve", "--no-such-flag"])
         #expect(flagStatus == 64)
+    }
+
+    @Test func jsonLogsCarryRequestAndTaskIdsAndNoSecrets() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build first: swift build")
+        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1", "--log-format", "json"],
+                                environment: ["HAILUO_HOOK_API_TOKEN": "tok-secret-123"])
+        let port = try await serve.port()
+        let client = TestClient(base: "http://127.0.0.1:\(port)", token: "tok-secret-123")
+        let answer = try await client.call("POST", "/v1/video_generation", json: seedBody, headers: ["X-Request-Id": "req-42"])
+        #expect(answer.headers["x-request-id"] == "req-42")
+        let id = try #require(answer.json["task_id"] as? String)
+        _ = await serve.stop()
+        let lines = serve.text.split(separator: "\n").filter { $0.hasPrefix("{") }
+        #expect(!lines.isEmpty)
+        let objects = lines.compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any] }
+        #expect(objects.count == lines.count, "every line is one JSON object")
+        let submitted = objects.first { $0["message"] as? String == "submitted" }
+        #expect(submitted?["request_id"] as? String == "req-42")
+        #expect(submitted?["task_id"] as? String == id)
+        #expect(!serve.text.contains("tok-secret-123"))
     }
 }
