@@ -6,7 +6,14 @@ import Synchronization
 /// figures read at scrape time (connections, tasks by status, journal size).
 public final class HookMetrics: Sendable {
     public let registry = PrometheusCollectorRegistry()
-    private let requestCounters = Mutex<[String: Counter]>([:])
+    /// Route, method and status: a key made without building a string per request.
+    struct RequestKey: Hashable {
+        let route: String
+        let method: String
+        let status: Int
+    }
+
+    private let requestCounters = Mutex<[RequestKey: Counter]>([:])
     private let latencies = Mutex<[String: DurationHistogram]>([:])
     private let counters = Mutex<[String: Counter]>([:])
 
@@ -18,7 +25,7 @@ public final class HookMetrics: Sendable {
 
     /// One answer (the engine's `onResponse`).
     public func request(route: String, method: String, status: Int, nanoseconds: UInt64) {
-        let key = "\(route)|\(method)|\(status)"
+        let key = RequestKey(route: route, method: method, status: status)
         let counter = requestCounters.withLock { cache in
             if let c = cache[key] { return c }
             let c = registry.makeCounter(
