@@ -51,8 +51,6 @@ public final class TaskRegistry: Sendable {
     public let journal: Journal?
     /// Called outside the lock with each task an update changed (relay, event stream).
     private let observers = Mutex<[@Sendable (VideoTask) -> Void]>([])
-    /// Records appended since the journal was last compacted.
-    let journalRecords = Atomic<Int>(0)
 
     public init(maxTasks: Int = 100_000, retention: TimeInterval = 86_400, journal: Journal? = nil) {
         self.maxTasks = maxTasks
@@ -70,7 +68,7 @@ public final class TaskRegistry: Sendable {
         for observer in observers.withLock({ $0 }) { observer(task) }
     }
 
-    /// Appends under the registry's lock; false (nothing to change) when the write failed.
+    /// Appends under the registry's lock; throws (and nothing changes) when the write failed.
     private func journaled(_ line: @autoclosure () -> [UInt8]) throws(JournalError) {
         guard let journal else { return }
         do {
@@ -80,7 +78,6 @@ public final class TaskRegistry: Sendable {
         } catch {
             throw JournalError("\(error)")
         }
-        journalRecords.add(1, ordering: .relaxed)
     }
 
     public var count: Int { storage.withLock { $0.tasks.count } }
@@ -401,7 +398,6 @@ public final class TaskRegistry: Sendable {
         try journal.rewrite(records + extra()) { last in
             try storage.withLock { _ in try last() }
         }
-        journalRecords.store(records.count, ordering: .relaxed)
     }
 
     /// Unfinished tasks, oldest first, with when they last heard anything.
