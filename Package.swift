@@ -24,7 +24,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         .target(
             name: "HTTPServer",
-            dependencies: ["CEpoll", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CEpoll", "CZlib", .product(name: "Logging", package: "swift-log")],
             swiftSettings: engine
         ),
         .target(
@@ -46,7 +46,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer"], swiftSettings: strict),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CZlib"], swiftSettings: strict),
         .testTarget(name: "HailuoHookTests", dependencies: ["HailuoHook", "HTTPServer"], swiftSettings: strict),
     ]
 )

@@ -198,6 +198,25 @@ final class Connection: @unchecked Sendable {
             response.headers.add("Allow", allow.joined(separator: ", "))
             write(response, for: head)
         case .found(let route, let parameters):
+            var body = body
+            if let coding = head.headers["Content-Encoding"]?.trimmingOWS().lowercased(), !coding.isEmpty, coding != "identity" {
+                guard coding == "gzip" || coding == "x-gzip" else {
+                    write(Response.error(.unsupportedMediaType, "Content-Encoding \(coding) is not supported; send gzip or none"), for: head)
+                    return
+                }
+                let limit = route.options.maxBodyBytes ?? shared.configuration.maxBodyBytes
+                do {
+                    body = try Gzip.decompress(body, limit: limit)
+                } catch .tooLarge {
+                    var refusal = head
+                    refusal.keepAlive = false
+                    write(Response.error(.payloadTooLarge, "the request body inflates to more than \(limit) bytes"), for: refusal)
+                    return
+                } catch {
+                    write(Response.error(.badRequest, "the request body is not valid gzip"), for: head)
+                    return
+                }
+            }
             var request = Request(head: head, body: body, trailers: trailers, parameters: parameters)
             request.id = currentRequestID ?? ""
 
@@ -250,7 +269,20 @@ final class Connection: @unchecked Sendable {
         }
         let keepAlive = head.keepAlive && !loop.draining && !closeAfterWrite
         if !keepAlive { closeAfterWrite = true }
-        serialize(response, version: head.version, head: head.method == "HEAD", keepAlive: keepAlive)
+        serialize(Connection.encoded(response, for: head), version: head.version, head: head.method == "HEAD", keepAlive: keepAlive)
+    }
+
+    /// gzip for clients that accept it, when the body is large enough to gain; `Vary` either way.
+    static func encoded(_ response: Response, for head: RequestHead) -> Response {
+        guard response.body.count >= Gzip.minimumSize, !response.headers.contains("Content-Encoding"),
+              Gzip.compressible(response.headers["Content-Type"]) else { return response }
+        var encoded = response
+        encoded.headers.add("Vary", "Accept-Encoding")
+        guard Gzip.accepted(head.headers["Accept-Encoding"]), let compressed = Gzip.compress(response.body),
+              compressed.count < response.body.count else { return encoded }
+        encoded.body = compressed
+        encoded.headers.add("Content-Encoding", "gzip")
+        return encoded
     }
 
     // MARK: Streaming bodies

@@ -159,6 +159,7 @@ func testRouter() -> Router {
         return Response(body: Array("slow".utf8))
     })
     router.get("/seq/:n", .sync { r in Response(body: Array((r.parameters["n"] ?? "").utf8)) })
+    router.get("/json-big", .sync { _ in Response.json(text: "[" + (0..<400).map { #"{"n":\#($0)}"# }.joined(separator: ",") + "]") })
     return router
 }
 
