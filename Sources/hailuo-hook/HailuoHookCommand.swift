@@ -5,6 +5,6 @@ struct HailuoHookCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hailuo-hook",
         abstract: "A webhook receiver for MiniMax Hailuo video generation.",
-        subcommands: [Serve.self, Simulate.self, Submit.self, Status.self, List.self, Watch.self]
+        subcommands: [Serve.self, Simulate.self, Submit.self, Status.self, List.self, Watch.self, Healthcheck.self]
     )
 }

@@ -134,4 +134,16 @@ import Testing
         #expect(submitted?["task_id"] as? String == id)
         #expect(!serve.text.contains("tok-secret-123"))
     }
+
+    @Test func healthcheckExitsZeroOnlyWhenTheServerAnswers() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build first: swift build")
+        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1"])
+        let port = try await serve.port()
+        let (up, _) = try await run(["healthcheck"], environment: ["HAILUO_HOOK_PORT": "\(port)"])
+        #expect(up == 0)
+        _ = await serve.stop()
+        let (down, output) = try await run(["healthcheck", "--url", "http://127.0.0.1:\(port)"])
+        #expect(down == 1)
+        #expect(output.contains("healthcheck"))
+    }
 }
