@@ -111,18 +111,23 @@ public final class Journal: Sendable {
         return Array(s.utf8)
     }
 
+    /// Writes all of `bytes`, retrying short writes and EINTR.
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], what: String) throws(JournalError) {
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw JournalError("\(what) failed: \(String(cString: strerror(errno)))")
+            }
+            done += n
+        }
+    }
+
     /// Appends one record (one `write`); a failed write is thrown, so the change is not acknowledged.
     public func append(_ line: [UInt8]) throws {
         try state.withLock { s in
-            var done = 0
-            while done < line.count {
-                let n = line.withUnsafeBytes { Glibc.write(s.fd, $0.baseAddress! + done, line.count - done) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw JournalError("journal write failed: \(String(cString: strerror(errno)))")
-                }
-                done += n
-            }
+            try Journal.writeAll(s.fd, line, what: "journal write")
             s.bytes += line.count
             s.dirty = true
             s.capture?.append(contentsOf: line)
@@ -212,12 +217,7 @@ public final class Journal: Sendable {
         guard fd >= 0 else { throw JournalError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
         var total = 0
         func write(_ buffer: [UInt8]) throws {
-            var done = 0
-            while done < buffer.count {
-                let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, buffer.count - done) }
-                if n < 0 { if errno == EINTR { continue }; throw JournalError("compaction write failed: \(String(cString: strerror(errno)))") }
-                done += n
-            }
+            try Journal.writeAll(fd, buffer, what: "compaction write")
             total += buffer.count
         }
         do {
