@@ -22,9 +22,11 @@ let package = Package(
         .target(name: "CEpoll"),
         // zlib (zlib1g-dev): CRC-32 of journal records, gzip later.
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
+        // OpenSSL (libssl-dev): the listener's HTTPS.
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(
             name: "HTTPServer",
-            dependencies: ["CEpoll", "CZlib", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CEpoll", "CZlib", "COpenSSL", .product(name: "Logging", package: "swift-log")],
             swiftSettings: engine
         ),
         .target(
@@ -40,7 +42,7 @@ let package = Package(
         .executableTarget(
             name: "hailuo-hook",
             dependencies: [
-                "HailuoHook", "HTTPServer",
+                "HailuoHook", "HTTPServer", "COpenSSL",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

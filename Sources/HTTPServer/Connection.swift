@@ -14,6 +14,11 @@ final class Connection: @unchecked Sendable {
     static let highWater = 256 * 1024
 
     let socket: Socket
+    /// The TLS session on this socket when the listener speaks HTTPS.
+    private let tls: TLSSession?
+    /// Whether the first byte was checked for a plain-HTTP request on the TLS port.
+    private var sniffed = false
+    private let acceptedAt: UInt64
     /// Strong: an async handler's answer may come back after the server stopped.
     let loop: IOLoop
     private var parser: RequestParser
@@ -39,9 +44,11 @@ final class Connection: @unchecked Sendable {
     private var bodyActivityAt: UInt64 = 0
     private var lingerDeadline: UInt64 = 0
 
-    init(socket: Socket, loop: IOLoop) {
+    init(socket: Socket, loop: IOLoop, tls: TLSSession? = nil) {
         self.socket = socket
+        self.tls = tls
         self.loop = loop
+        self.acceptedAt = loop.now
         self.parser = RequestParser(limits: loop.shared.configuration.limits)
         self.lastActivity = loop.now
     }
@@ -56,7 +63,11 @@ final class Connection: @unchecked Sendable {
             return
         }
         if events & (HH_EPOLLIN | HH_EPOLLRDHUP | HH_EPOLLHUP | HH_EPOLLERR) != 0 { readable = true }
-        if events & HH_EPOLLOUT != 0 { writable = true }
+        if events & HH_EPOLLOUT != 0 {
+            writable = true
+            // A TLS read may have waited for the socket to take bytes.
+            if tls?.readWantsWrite == true { readable = true }
+        }
         run()
     }
 
@@ -78,16 +89,25 @@ final class Connection: @unchecked Sendable {
 
     /// One read into the loop's scratch buffer; true when it changed anything.
     private func readOnce() -> Bool {
-        switch socket.read(into: loop.scratch) {
+        let result: Socket.ReadResult
+        if let tls {
+            if !sniffed, let handled = sniffPlainHTTP() { return handled }
+            result = tls.read(into: loop.scratch)
+        } else {
+            result = socket.read(into: loop.scratch)
+        }
+        switch result {
         case .bytes(let n):
             parser.append(UnsafeRawBufferPointer(rebasing: loop.scratch[0..<n]))
             lastActivity = loop.now
             if parser.isReadingBody { bodyActivityAt = loop.now }
             // A short read drained the socket; edge-triggered epoll reports new data.
-            if n < loop.scratch.count { readable = false }
+            // (Not so under TLS: one read returns at most one record.)
+            if n < loop.scratch.count && tls == nil { readable = false }
             return true
         case .wouldBlock:
             readable = false
+            if tls?.readWantsWrite == true && !watchingWrites { watchWrites(true) }
             return false
         case .endOfFile:
             readable = false
@@ -97,6 +117,29 @@ final class Connection: @unchecked Sendable {
         case .failed:
             close()
             return false
+        }
+    }
+
+    /// The TLS port's first byte: a handshake starts with 0x16; a letter is a
+    /// plain HTTP request, answered in plain text with a sentence saying so.
+    /// Nil to go on with TLS; else `readOnce`'s answer.
+    private func sniffPlainHTTP() -> Bool? {
+        var byte: UInt8 = 0
+        switch socket.peek(&byte) {
+        case .wouldBlock:
+            readable = false
+            return false
+        case .bytes where byte >= 0x41 && byte <= 0x5A:
+            sniffed = true
+            Connection.plainHTTPOnTLSPort.withUnsafeBytes { _ = socket.write($0) }
+            observeRefusal(.badRequest)
+            closeAfterWrite = true
+            startLinger()
+            return true
+        default:
+            // A handshake, or bytes OpenSSL will refuse (and the connection closes).
+            sniffed = true
+            return nil
         }
     }
 
@@ -244,15 +287,18 @@ final class Connection: @unchecked Sendable {
     /// Answers a refused request and closes: after a framing error nothing after it can be trusted.
     private func refuse(_ error: ParseError) {
         currentRequestID = nil
-        if shared.configuration.onResponse != nil {
-            routeLabel = "refused"
-            startedAt = DispatchTime.now().uptimeNanoseconds
-            observe(error.status, method: "-")
-        }
+        observeRefusal(error.status)
         pending = nil
         closeAfterWrite = true
         serialize(Response.error(error.status, error.message), version: .http1_1, head: false, keepAlive: false)
         flush()
+    }
+
+    private func observeRefusal(_ status: Status) {
+        guard shared.configuration.onResponse != nil else { return }
+        routeLabel = "refused"
+        startedAt = DispatchTime.now().uptimeNanoseconds
+        observe(status, method: "-")
     }
 
     /// The client's `X-Request-Id` (if sane), else the process's prefix and a counter: unique, and no randomness per request.
@@ -386,7 +432,10 @@ final class Connection: @unchecked Sendable {
         guard !closed else { return }
         if outIndex < out.count && !writable { return }
         while outIndex < out.count {
-            let result = out.withUnsafeBytes { socket.write(UnsafeRawBufferPointer(rebasing: $0[outIndex...])) }
+            let result = out.withUnsafeBytes { bytes in
+                let rest = UnsafeRawBufferPointer(rebasing: bytes[outIndex...])
+                return tls?.write(rest) ?? socket.write(rest)
+            }
             switch result {
             case .bytes(let n):
                 outIndex += n
@@ -424,6 +473,7 @@ final class Connection: @unchecked Sendable {
     private func startLinger() {
         guard !lingering else { return }
         lingering = true
+        tls?.shutdown()
         socket.shutdownWrite()
         if peerClosed { close(); return }
         lingerDeadline = loop.now + UInt64(shared.configuration.lingerTimeout * 1e9)
@@ -447,6 +497,9 @@ final class Connection: @unchecked Sendable {
         let config = shared.configuration
         if lingering {
             if now >= lingerDeadline { close() }
+        } else if let tls, !tls.isEstablished {
+            // A client that stalls mid-handshake (or never starts one).
+            if elapsed(since: acceptedAt, now) > config.tlsHandshakeTimeout { close() }
         } else if inFlight {
             return
         } else if pendingOutput > 0 {
@@ -504,12 +557,23 @@ final class Connection: @unchecked Sendable {
         return (reason, Array("HTTP/1.1 \(code) \(reason)\r\n".utf8))
     }
 
-    /// Over `server.max_connections` (or draining): a fixed 503 and close.
-    static func refuseOverCapacity(_ socket: Socket, draining: Bool) {
+    /// Over `server.max_connections` (or draining): a fixed 503 and close
+    /// (on a TLS port just the close: plain bytes would be garbage there).
+    static func refuseOverCapacity(_ socket: Socket, draining: Bool, tls: Bool) {
+        if tls {
+            socket.close()
+            return
+        }
         (draining ? drainingResponse : overCapacityResponse).withUnsafeBytes { _ = socket.write($0) }
         socket.shutdownWrite()
         socket.close()
     }
+
+    static let plainHTTPOnTLSPort: [UInt8] = {
+        let body = #"{"error":{"code":"bad_request","message":"this port speaks HTTPS: a plain HTTP request was sent to it; use https://"}}"#
+        return Array(("HTTP/1.1 400 Bad Request\r\nContent-Type: application/json; charset=utf-8\r\n"
+            + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body).utf8)
+    }()
 
     static let overCapacityResponse = unavailable("the server is at its connection limit; try again shortly")
     static let drainingResponse = unavailable("the server is shutting down; try again shortly")

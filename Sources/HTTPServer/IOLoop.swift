@@ -96,12 +96,23 @@ final class IOLoop: @unchecked Sendable {
                 return
             }
             guard let socket = accepted else { return }
+            let context = shared.tlsContext
             guard shared.admitConnection() else {
-                Connection.refuseOverCapacity(socket, draining: draining || shared.isDraining.load(ordering: .relaxed))
+                Connection.refuseOverCapacity(socket, draining: draining || shared.isDraining.load(ordering: .relaxed), tls: context != nil)
                 continue
             }
+            var session: TLSSession?
+            if let context {
+                session = TLSSession(context: context, fd: socket.fd)
+                if session == nil {
+                    shared.logger.warning("TLS: cannot start a session: \(TLSContext.lastError())")
+                    socket.close()
+                    shared.connectionClosed()
+                    continue
+                }
+            }
             socket.setNoDelay()
-            let connection = Connection(socket: socket, loop: self)
+            let connection = Connection(socket: socket, loop: self, tls: session)
             let fd = Int(socket.fd)
             if fd >= connections.count {
                 connections.append(contentsOf: repeatElement(nil, count: max(fd + 1 - connections.count, connections.count)))

@@ -20,6 +20,10 @@ final class ServerShared: Sendable {
         "\(requestIDPrefix)-\(requestCounter.add(1, ordering: .relaxed).newValue)"
     }
     let isDraining = Atomic<Bool>(false)
+    private let tls: Mutex<TLSContext?>
+    /// The context new connections start with (nil: plain HTTP).
+    var tlsContext: TLSContext? { tls.withLock { $0 } }
+    func replaceTLS(_ context: TLSContext) { tls.withLock { $0 = context } }
     private let drained = Mutex<DrainSignal?>(nil)
 
     init(configuration: ServerConfiguration, router: Router, logger: Logger) {
@@ -27,7 +31,9 @@ final class ServerShared: Sendable {
         self.router = router
         self.logger = logger
         self.serverLine = Array("Server: \(configuration.serverName)\r\n".utf8)
-        let shortest = min(configuration.idleTimeout, configuration.headerTimeout, configuration.bodyTimeout)
+        self.tls = Mutex(configuration.tls)
+        var shortest = min(configuration.idleTimeout, configuration.headerTimeout, configuration.bodyTimeout)
+        if configuration.tls != nil { shortest = min(shortest, configuration.tlsHandshakeTimeout) }
         let tick = max(0.05, min(1.0, shortest / 4))
         self.tickInterval = .milliseconds(Int(tick * 1000))
     }
@@ -130,6 +136,16 @@ public final class Server: Sendable {
     public var connectionCount: Int { shared.connectionCount }
 
     public var isDraining: Bool { shared.isDraining.load(ordering: .relaxed) }
+
+    /// Whether the listener speaks HTTPS.
+    public var isTLS: Bool { shared.tlsContext != nil }
+
+    /// New connections use `context` from now on; open ones keep theirs.
+    /// Only a server that started with TLS can reload (a plain listener stays plain).
+    public func reloadTLS(_ context: TLSContext) {
+        guard isTLS else { return }
+        shared.replaceTLS(context)
+    }
 
     /// Graceful stop: no new connections, idle ones closed, requests in flight
     /// answered with `Connection: close`; whatever is still open after

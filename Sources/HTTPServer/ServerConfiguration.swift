@@ -15,6 +15,10 @@ public struct ServerConfiguration: Sendable {
     /// How long a closing connection waits for the client's FIN after the last answer.
     public var lingerTimeout: Double = 2
     public var serverName: String = "hailuo-hook"
+    /// The certificate and key when the listener speaks HTTPS (replaceable while serving: `Server.reloadTLS`).
+    public var tls: TLSContext?
+    /// How long a TLS client has from connecting to finishing its handshake.
+    public var tlsHandshakeTimeout: Double = 10
     /// Called after each answer is queued: route pattern (or `unmatched` /
     /// `refused`), method, status, and nanoseconds from the complete request to the answer.
     public var onResponse: (@Sendable (_ route: String, _ method: String, _ status: Int, _ nanoseconds: UInt64) -> Void)?

@@ -14,6 +14,7 @@ public struct Configuration: Sendable, Equatable {
     public var drainTimeout = 10.0
     public var tlsCertFile: String? = nil
     public var tlsKeyFile: String? = nil
+    public var tlsHandshakeTimeout = 10.0
     public var maxHeaderBytes = 16_384
     public var maxURIBytes = 8_192
     public var maxSubmitBodyBytes = 64 * 1024 * 1024
@@ -33,6 +34,12 @@ public struct Configuration: Sendable, Equatable {
 
     public init() {}
 
+    /// Loads `server.tls.cert_file` and `key_file`; nil when HTTPS is off.
+    public func loadTLS() throws(TLSError) -> TLSContext? {
+        guard let tlsCertFile, let tlsKeyFile else { return nil }
+        return try TLSContext(certificateFile: tlsCertFile, keyFile: tlsKeyFile)
+    }
+
     /// The engine's settings.
     public var server: ServerConfiguration {
         var s = ServerConfiguration()
@@ -45,13 +52,14 @@ public struct Configuration: Sendable, Equatable {
         s.drainTimeout = drainTimeout
         s.limits = RequestParser.Limits(maxHeaderBytes: maxHeaderBytes, maxURIBytes: maxURIBytes)
         s.maxBodyBytes = maxBodyBytes
+        s.tlsHandshakeTimeout = tlsHandshakeTimeout
         return s
     }
 
     /// `server.public_url`, or the loopback URL of `port` when unset.
     public func publicURL(port boundPort: Int) -> String {
         if let publicURL { return publicURL.hasSuffix("/") ? String(publicURL.dropLast()) : publicURL }
-        return "http://127.0.0.1:\(boundPort)"
+        return "\(tlsCertFile == nil ? "http" : "https")://127.0.0.1:\(boundPort)"
     }
 }
 
@@ -102,6 +110,7 @@ extension Configuration {
         Key(name: "server.drain_timeout_s", env: [], kind: .seconds) { $0.drainTimeout = $1.double },
         Key(name: "server.tls.cert_file", env: ["HAILUO_HOOK_TLS_CERT"], kind: .optionalString) { $0.tlsCertFile = $1.string },
         Key(name: "server.tls.key_file", env: ["HAILUO_HOOK_TLS_KEY"], kind: .optionalString) { $0.tlsKeyFile = $1.string },
+        Key(name: "server.tls.handshake_timeout_s", env: [], kind: .seconds) { $0.tlsHandshakeTimeout = $1.double },
         Key(name: "limits.max_header_bytes", env: [], kind: .integer(1024...1 << 20)) { $0.maxHeaderBytes = $1.int },
         Key(name: "limits.max_uri_bytes", env: [], kind: .integer(256...1 << 20)) { $0.maxURIBytes = $1.int },
         Key(name: "limits.max_submit_body_bytes", env: [], kind: .integer(1024...1 << 30)) { $0.maxSubmitBodyBytes = $1.int },

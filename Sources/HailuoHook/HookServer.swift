@@ -24,6 +24,26 @@ public final class HookServer: Sendable {
 
     public var port: Int { server.port }
 
+    /// Reads the certificate and key files again (SIGHUP): new connections get
+    /// the new pair; on any error the old one stays and the error is logged.
+    @discardableResult
+    public func reloadTLS() -> Bool {
+        guard server.isTLS else {
+            logger.notice("SIGHUP: no TLS certificate to reload (server.tls is not set)")
+            return false
+        }
+        do {
+            guard let context = try configuration.loadTLS() else { return false }
+            server.reloadTLS(context)
+            logger.notice("reloaded the TLS certificate: \(context.subject), valid until \(context.notAfter)")
+            if context.isExpired { logger.warning("the reloaded TLS certificate expired on \(context.notAfter)") }
+            return true
+        } catch {
+            logger.error("TLS reload failed, keeping the current certificate: \(error)")
+            return false
+        }
+    }
+
     public init(configuration: Configuration, simulatorOptions: Simulator.Options = Simulator.Options(),
                 benchmarkTasks: Int = 0, logger: Logger = Logger(label: "hailuo-hook")) throws {
         self.configuration = configuration
@@ -73,6 +93,11 @@ public final class HookServer: Sendable {
         let router = Router()
         do {
             var serverConfiguration = configuration.server
+            serverConfiguration.tls = try configuration.loadTLS()
+            if let tls = serverConfiguration.tls {
+                logger.info("TLS certificate \(tls.subject), valid until \(tls.notAfter)")
+                if tls.isExpired { logger.warning("the TLS certificate in \(configuration.tlsCertFile ?? "") expired on \(tls.notAfter)") }
+            }
             serverConfiguration.onResponse = { metrics.request(route: $0, method: $1, status: $2, nanoseconds: $3) }
             self.server = try Server(configuration: serverConfiguration, router: router, logger: Logger(label: "hailuo-hook.http"), start: false)
         } catch {

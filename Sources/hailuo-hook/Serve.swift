@@ -49,18 +49,34 @@ struct Serve: AsyncParsableCommand {
         let hook: HookServer
         do {
             hook = try HookServer(configuration: configuration, benchmarkTasks: benchTasks, logger: logger)
+        } catch let error as TLSError {
+            // A bad certificate or key is a configuration error: one line, exit 2.
+            FileHandle.standardError.write(Data("hailuo-hook: \(error)\n".utf8))
+            throw ExitCode(2)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
         }
-        logger.info("listening on http://\(configuration.host):\(hook.port)", metadata: ["port": "\(hook.port)", "public_url": "\(hook.publicURL)"])
+        let scheme = hook.server.isTLS ? "https" : "http"
+        logger.info("listening on \(scheme)://\(configuration.host):\(hook.port)", metadata: ["port": "\(hook.port)", "public_url": "\(hook.publicURL)"])
+        let reload = onSignal(SIGHUP) { hook.reloadTLS() }
 
         await waitForStopSignal()
         logger.info("draining (up to \(configuration.drainTimeout) s)")
         // /readyz says 503 at once; the listener closes a moment later (within the drain timeout).
         await hook.shutdown(readinessGrace: min(1, configuration.drainTimeout / 10))
         logger.info("stopped")
+        withExtendedLifetime(reload) {}
     }
+}
+
+/// Runs `action` on every `sig` for as long as the returned source lives.
+func onSignal(_ sig: Int32, _ action: @escaping @Sendable () -> Void) -> DispatchSourceSignal {
+    signal(sig, SIG_IGN)
+    let source = DispatchSource.makeSignalSource(signal: sig, queue: DispatchQueue(label: "hailuo-hook.signal.\(sig)"))
+    source.setEventHandler(handler: action)
+    source.resume()
+    return source
 }
 
 /// Returns on the first SIGTERM or SIGINT.

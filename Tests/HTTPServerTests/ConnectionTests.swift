@@ -156,11 +156,12 @@ import Testing
     @Test func asyncHandlerDoesNotHoldTheLoop() async throws {
         try await withServer(.test { $0.ioLoops = 1 }) { server in
             let slow = try RawClient(port: server.port)
-            try await slow.send("GET /slow?ms=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            try await slow.send("GET /slow?ms=4000 HTTP/1.1\r\nHost: x\r\n\r\n")
             let fast = try RawClient(port: server.port)
             let started = Date()
             #expect(try await fast.exchange("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").status == 200)
-            #expect(Date().timeIntervalSince(started) < 0.9)
+            // Answered while the slow handler still runs (a generous bound: behaviour, not speed).
+            #expect(Date().timeIntervalSince(started) < 3)
             #expect(try await slow.readResponse()?.text == "slow")
         }
     }

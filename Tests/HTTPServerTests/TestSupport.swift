@@ -152,6 +152,7 @@ func testRouter() -> Router {
         return response
     })
     router.post("/json", options: .json, .sync { _ in Response.json(text: #"{"ok":true}"#) })
+    router.post("/upload", options: RouteOptions(maxBodyBytes: 1 << 20), .sync { r in Response(body: Array("\(r.body.count)".utf8)) })
     router.get("/big", .sync { r in Response(body: [UInt8](repeating: 0x61, count: Int(r.query("n") ?? "0") ?? 0)) })
     router.get("/slow", .async { r in
         let ms = UInt64(r.query("ms") ?? "200") ?? 200
@@ -196,4 +197,54 @@ func eventually(timeout: Double = 5, _ condition: () -> Bool) async -> Bool {
         try? await Task.sleep(nanoseconds: 10_000_000)
     }
     return condition()
+}
+
+/// A command-line tool run to its end (curl, openssl), off Swift's cooperative threads.
+struct ToolRun: Sendable {
+    var status: Int32
+    var output: String
+    var errors: String
+}
+
+func runTool(_ path: String, _ arguments: [String], input: String? = nil) async throws -> ToolRun {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global().async {
+            continuation.resume(with: Result {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: path)
+                process.arguments = arguments
+                let out = Pipe(), err = Pipe(), stdin = Pipe()
+                process.standardOutput = out
+                process.standardError = err
+                process.standardInput = stdin
+                try process.run()
+                if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
+                try? stdin.fileHandleForWriting.close()
+                let output = out.fileHandleForReading.readDataToEndOfFile()
+                let errors = err.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                return ToolRun(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
+                               errors: String(decoding: errors, as: UTF8.self))
+            })
+        }
+    }
+}
+
+/// Certificates made by the openssl CLI for one test (Tests/tls/make-certs.sh): a CA, a
+/// server pair for localhost/127.0.0.1, a rotated pair, an unrelated pair.
+struct TestCertificates: Sendable {
+    let folder: String
+    var ca: String { folder + "/ca.pem" }
+    func certificate(_ name: String = "server") -> String { folder + "/\(name).pem" }
+    func key(_ name: String = "server") -> String { folder + "/\(name).key" }
+
+    static func make() async throws -> TestCertificates {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        let folder = NSTemporaryDirectory() + "hailuo-tls-\(UUID().uuidString)"
+        let run = try await runTool("/bin/sh", [root.appendingPathComponent("tls/make-certs.sh").path, folder])
+        guard run.status == 0 else { throw RawClient.Failure(description: "make-certs.sh failed: \(run.errors)") }
+        return TestCertificates(folder: folder)
+    }
+
+    func remove() { try? FileManager.default.removeItem(atPath: folder) }
 }

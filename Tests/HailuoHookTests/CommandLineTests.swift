@@ -14,9 +14,10 @@ import Testing
         let process: Process
         private let output = Mutex("")
 
-        init(_ arguments: [String], environment: [String: String] = [:]) throws {
+        init(_ arguments: [String], environment: [String: String] = [:], executable: String = CommandLineTests.binary) throws {
             process = Process()
-            process.executableURL = URL(fileURLWithPath: CommandLineTests.binary)
+            process.executableURL = URL(fileURLWithPath: executable)
+            process.standardInput = FileHandle.nullDevice
             process.arguments = arguments
             var env = ProcessInfo.processInfo.environment
             for key in ["MINIMAX_API_KEY", "HAILUO_HOOK_API_TOKEN", "PORT", "HAILUO_HOOK_PORT", "HAILUO_HOOK_CONFIG"] { env[key] = nil }
@@ -53,8 +54,8 @@ import Testing
     }
 
     /// Runs a command to its end; its exit status and output.
-    func run(_ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
-        let running = try Running(arguments, environment: environment)
+    func run(_ arguments: [String], environment: [String: String] = [:], executable: String = CommandLineTests.binary) async throws -> (Int32, String) {
+        let running = try Running(arguments, environment: environment, executable: executable)
         _ = await eventually(timeout: 60) { !running.process.isRunning }
         try await Task.sleep(nanoseconds: 50_000_000)  // the last bytes of the pipe
         return (running.process.terminationStatus, running.text)
