@@ -1,7 +1,8 @@
-# hailuo-hook: build with the official Swift image, run on a slim Ubuntu of the same release.
+# hailuo-hook: build with the official Swift image, run on a slim Debian of the same release (bookworm).
+# CI rehearses the runtime stage without a Docker engine: Tests/container/rehearse.py.
 # docker build -t hailuo-hook . && docker run -p 8080:8080 -v hailuo-data:/var/lib/hailuo-hook hailuo-hook
 
-FROM swift:6.3-noble AS build
+FROM swift:6.3-bookworm AS build
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libssl-dev zlib1g-dev libcurl4-openssl-dev \
@@ -16,14 +17,15 @@ RUN swift build -c release --static-swift-stdlib -Xlinker -lcurl --product hailu
  && cp "$bin/hailuo-hook" /out/ \
  && cp -r "$bin/hailuo-hook_HailuoHook.resources" /out/
 
-FROM ubuntu:24.04
-# Only what the binary loads: libcurl (and through it OpenSSL and zlib), CA certificates for HTTPS upstreams.
+FROM debian:bookworm-slim
+# Only what the binary loads: libcurl (FoundationNetworking), OpenSSL (HTTPS), zlib (gzip),
+# and CA certificates for HTTPS upstreams.
 # Versions are not pinned: the runtime should take the release's security updates.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcurl4t64 zlib1g ca-certificates \
+ && apt-get install -y --no-install-recommends libcurl4 libssl3 zlib1g ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --create-home --home-dir /var/lib/hailuo-hook hailuo
+ && useradd --no-log-init --uid 10001 --user-group --create-home --home-dir /var/lib/hailuo-hook --shell /usr/sbin/nologin hailuo
 COPY --from=build /out/hailuo-hook /usr/local/bin/hailuo-hook
 COPY --from=build /out/hailuo-hook_HailuoHook.resources /usr/local/bin/hailuo-hook_HailuoHook.resources
 COPY config/hailuo-hook.json /etc/hailuo-hook/hailuo-hook.json
