@@ -19,6 +19,9 @@ static inline void hh_ssl_ctx_set_server_options(SSL_CTX *ctx) {
     // while idle: an idle keep-alive connection then holds no 34 KiB of TLS buffers.
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    // Read what the socket holds in one read() rather than a record's 5-byte
+    // header and then its body: one system call fewer per request.
+    SSL_CTX_set_read_ahead(ctx, 1);
 }
 
 static inline void hh_ssl_ctx_set_client_options(SSL_CTX *ctx) {
