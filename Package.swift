@@ -48,6 +48,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // libFuzzer target (Tests/fuzz/run.sh); built normally it replays inputs.
+        .executableTarget(
+            name: "hailuo-fuzz",
+            dependencies: ["HailuoHook", "HTTPServer"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CZlib"], swiftSettings: strict),
         .testTarget(name: "HailuoHookTests", dependencies: ["HailuoHook", "HTTPServer"], swiftSettings: strict),
     ]

@@ -131,6 +131,8 @@ public struct RequestParser {
                 break
             }
             if skipped != start { start = skipped; resetHeadScan() }
+            // A CR that may be the first half of one more empty line: wait for its LF.
+            if start == buffer.count - 1 && buffer[start] == cr { return nil }
         }
         guard let headEnd = try scanForHeadEnd() else { return nil }
         let head = try buffer.withUnsafeBufferPointer { p throws(ParseError) in

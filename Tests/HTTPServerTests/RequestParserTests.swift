@@ -58,6 +58,15 @@ import Testing
         #expect(!last.keepAlive)
     }
 
+    /// Found by the fuzzer: empty lines before a request, cut between a CR and its LF,
+    /// once made the CR the start of a request line (400 in pieces, nothing whole).
+    @Test(arguments: [1, 2, 11, 12])
+    func emptyLinesCutBetweenCRAndLFAreStillSkipped(step: Int) throws {
+        let outputs = try parse("\n\n\n\n\n\n\n\n\n\n\r\n\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", step: step)
+        guard outputs.count == 1, case .head(let head) = outputs[0] else { Issue.record("unexpected \(outputs)"); return }
+        #expect(head.target == "/")
+    }
+
     @Test func emptyContentLengthBodyStillComesOut() throws {
         let outputs = try parse("POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
         #expect(outputs.count == 2)
