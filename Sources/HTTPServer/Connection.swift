@@ -31,6 +31,8 @@ final class Connection: @unchecked Sendable {
     /// every ACK would otherwise be an event (and a wake-up through the nested epoll).
     private var watchingWrites = false
     private var peerClosed = false
+    /// epoll said the peer half-closed (EPOLLRDHUP); its end of file may still be behind unread data.
+    private var finReported = false
     private var inFlight = false
     private var closeAfterWrite = false
     private var lingering = false
@@ -63,6 +65,8 @@ final class Connection: @unchecked Sendable {
             return
         }
         if events & (HH_EPOLLIN | HH_EPOLLRDHUP | HH_EPOLLHUP | HH_EPOLLERR) != 0 { readable = true }
+        // The peer's FIN is reported once: remember it, so the end of file is read after the data.
+        if events & (HH_EPOLLRDHUP | HH_EPOLLHUP | HH_EPOLLERR) != 0 { finReported = true }
         if events & HH_EPOLLOUT != 0 {
             writable = true
             // A TLS read may have waited for the socket to take bytes.
@@ -103,7 +107,8 @@ final class Connection: @unchecked Sendable {
             if parser.isReadingBody { bodyActivityAt = loop.now }
             // A short read drained the socket; edge-triggered epoll reports new data.
             // (Not so under TLS: one read returns at most one record.)
-            if n < loop.scratch.count && tls == nil { readable = false }
+            // (Not when the FIN was already reported: no new edge would come for it.)
+            if n < loop.scratch.count && tls == nil && !finReported { readable = false }
             return true
         case .wouldBlock:
             readable = false

@@ -190,6 +190,8 @@ public struct RequestParser {
         }
         if requestLineEnd < 0 {
             if count - start > limits.maxURIBytes + 64 {
+                // A CR inside the line is wrong whatever its length: the same answer as when the line is whole.
+                if buffer[start..<count - 1].contains(cr) { throw .bad("bare CR in the request line") }
                 // Tell a long target (414) from a stream that is not HTTP at all (400).
                 let probe = buffer[start..<min(count, start + 32)]
                 if probe.contains(sp) && probe.prefix(while: { isTokenChar($0) }).count > 0 {
@@ -253,8 +255,10 @@ public struct RequestParser {
             let nameLen = field.nameEnd - line
             if nameLen == 14 && equalsLower(p, line, "content-length") {
                 let value = try parseContentLength(field.value)
-                if let existing = contentLength, existing != value {
-                    throw .bad("differing Content-Length values")
+                // Even identical repeats are refused (RFC 9110 §8.6 allows either): a proxy
+                // in front may have read them differently, which is how smuggling starts.
+                if let existing = contentLength {
+                    throw .bad(existing == value ? "Content-Length is repeated" : "differing Content-Length values")
                 }
                 contentLength = value
             } else if nameLen == 17 && equalsLower(p, line, "transfer-encoding") {
@@ -364,19 +368,10 @@ public struct RequestParser {
     }
 
     private func parseContentLength(_ value: String) throws(ParseError) -> Int {
-        // The usual case: one plain number.
+        // One plain decimal number, nothing else: no sign, no list ("5, 5"), at most 18 digits.
         if value.utf8.count <= 18, !value.isEmpty, value.utf8.allSatisfy(isDigit), let n = Int(value) { return n }
-        var result: Int? = nil
-        for part in value.split(separator: ",", omittingEmptySubsequences: false) {
-            let digits = part.trimmingOWS()
-            guard !digits.isEmpty, digits.utf8.count <= 18, digits.utf8.allSatisfy(isDigit), let n = Int(digits) else {
-                throw .bad("invalid Content-Length: \(value)")
-            }
-            if let r = result, r != n { throw .bad("differing Content-Length values") }
-            result = n
-        }
-        guard let result else { throw .bad("invalid Content-Length: \(value)") }
-        return result
+        if value.contains(",") { throw .bad("Content-Length must be one number, not a list: \(value)") }
+        throw .bad("invalid Content-Length: \(value)")
     }
 
     // MARK: Bodies

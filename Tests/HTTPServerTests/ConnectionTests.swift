@@ -153,6 +153,29 @@ import Testing
         }
     }
 
+    /// A client that half-closes right after its request (request and FIN in one
+    /// event): answered, then closed at once, not after the idle timeout. Found by
+    /// the mutated-request test, where every such client waited for its read timeout.
+    @Test func halfCloseAfterARequestIsAnsweredAndClosedAtOnce() async throws {
+        try await withServer(.test { $0.idleTimeout = 60; $0.headerTimeout = 60 }) { server in
+            for request in ["GET /hello HTTP/1.1\r\nHost: x\r\n\r\n", "GET /hello HTTP/1.1\r\nHost: x\r\n\r\nGET /hel"] {
+                let client = try RawClient(port: server.port, timeout: 3)
+                let started = Date()
+                try await client.send(request)
+                client.shutdownWrite()
+                #expect(try await client.readResponse()?.status == 200)
+                #expect(try await client.closedByServer())
+                #expect(Date().timeIntervalSince(started) < 10)  // far below the 60 s timeouts
+            }
+            // Half a head, then FIN: nothing can complete it, so the connection goes.
+            let partial = try RawClient(port: server.port, timeout: 3)
+            try await partial.send("GET /hello HTTP/1.1\r\nHo")
+            partial.shutdownWrite()
+            #expect(try await partial.closedByServer())
+            #expect(await eventually { server.connectionCount == 0 })
+        }
+    }
+
     @Test func asyncHandlerDoesNotHoldTheLoop() async throws {
         try await withServer(.test { $0.ioLoops = 1 }) { server in
             let slow = try RawClient(port: server.port)

@@ -32,13 +32,28 @@ import Testing
                                 400, mentioning: "differing Content-Length")
     }
 
-    @Test func identicalDuplicateContentLengthIsAccepted() async throws {
-        try await withServer { server in
-            let client = try RawClient(port: server.port)
-            let r = try await client.exchange("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc")
-            #expect(r.status == 200)
-            #expect(r.text == "abc")
-        }
+    /// The request-smuggling checklist: each refused with 400 and the connection closed.
+    static let smuggling: [(request: String, mention: String)] = [
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc", "Content-Length is repeated"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3, 3\r\n\r\nabc", "one number, not a list"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", "both Content-Length and Transfer-Encoding"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n", "chunked must be the last"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n", "chunked must be the last"),
+        ("GET /hello HTTP/1.1\r\nHost: x\r\nX-A: a\u{0}b\r\n\r\n", "header"),
+        ("GET /hel\u{0}lo HTTP/1.1\r\nHost: x\r\n\r\n", "request"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: -3\r\n\r\nabc", "invalid Content-Length"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: +3\r\n\r\nabc", "invalid Content-Length"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", "invalid Content-Length"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0000000000000000000000000001\r\na\r\n0\r\n\r\n", "chunk size"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\na\r\n0\r\n\r\n", "chunk size"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\na\r\n0\r\n\r\n", "chunk"),
+        ("GET /hello HTTP/1.1\rHost: x\r\n\r\n", "CR"),
+        ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", "whitespace before the colon"),
+    ]
+
+    @Test(arguments: RefusalTests.smuggling)
+    func smugglingAttemptIsRefusedAndClosed(_ attempt: (request: String, mention: String)) async throws {
+        try await expectRefusal(attempt.request, 400, mentioning: attempt.mention)
     }
 
     @Test func invalidContentLength() async throws {

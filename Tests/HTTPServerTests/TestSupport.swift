@@ -47,6 +47,9 @@ final class RawClient: @unchecked Sendable {
         try await blocking { try self.readResponseNow(head: head) }
     }
 
+    /// `readResponse` on the caller's thread (for tests that drive many clients from one background thread).
+    func readResponseBlocking(head: Bool = false) throws -> TestResponse? { try readResponseNow(head: head) }
+
     /// True when the server closes the connection (reads end of file) with nothing more sent.
     func closedByServer() async throws -> Bool {
         try await blocking { try self.closedByServerNow() }
@@ -64,6 +67,9 @@ final class RawClient: @unchecked Sendable {
             queue.async { continuation.resume(with: Result { try work() }) }
         }
     }
+
+    /// Sends FIN: the server reads end of file after what was sent.
+    func shutdownWrite() { _ = Glibc.shutdown(fd, Int32(SHUT_WR)) }
 
     func sendNow(_ bytes: [UInt8]) throws {
         var sent = 0
@@ -144,6 +150,7 @@ struct TestResponse {
 /// The routes the engine's tests use.
 func testRouter() -> Router {
     let router = Router()
+    router.get("/healthz", .sync { _ in Response.json(text: #"{"status":"ok"}"#) })
     router.get("/hello", .sync { _ in Response(headers: ["Content-Type": "text/plain"], body: Array("hello".utf8)) })
     router.get("/items/:id", .sync { r in Response(body: Array("item \(r.parameters["id"] ?? "")".utf8)) })
     router.post("/echo", options: RouteOptions(maxBodyBytes: 1024), .sync { r in
@@ -247,4 +254,14 @@ struct TestCertificates: Sendable {
     }
 
     func remove() { try? FileManager.default.removeItem(atPath: folder) }
+}
+
+/// Raises this process's open-file limit to its hard limit (tests that hold thousands of sockets).
+func raiseOpenFileLimit() -> Int {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    return Int(limit.rlim_cur)
 }

@@ -14,16 +14,8 @@ final class SSEReader: @unchecked Sendable {
     func hasRead(_ n: Int) -> Bool { received.load(ordering: .relaxed) >= n }
 
     init(port: Int, lastEventID: Int? = nil, receiveBuffer: Int32? = nil) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
-        var tv = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = UInt16(port).bigEndian
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw CocoaError(.fileReadUnknown) }
+        fd = connectLoopback(port: port, receiveBuffer: receiveBuffer)
+        guard fd >= 0 else { throw CocoaError(.fileReadUnknown) }
         var request = "GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
         if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
         request += "\r\n"

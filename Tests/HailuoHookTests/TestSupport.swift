@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import HailuoHook
 import HTTPServer
 import Logging
@@ -91,3 +92,19 @@ func eventually(timeout: Double = 10, _ condition: () async throws -> Bool) asyn
 
 let seedPrompt = "A man picks up a book [Pedestal up], then reads [Static shot]."
 let seedBody = #"{"model":"MiniMax-Hailuo-02","prompt":"A man picks up a book [Pedestal up], then reads [Static shot].","duration":6,"resolution":"1080P"}"#
+
+/// A blocking TCP socket connected to 127.0.0.1:`port`, reads bounded by `timeout` seconds; -1 on failure.
+func connectLoopback(port: Int, timeout: Int = 10, receiveBuffer: Int32? = nil) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return -1 }
+    if var size = receiveBuffer { setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size)) }
+    var tv = timeval(tv_sec: timeout, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_port = UInt16(port).bigEndian
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+    guard rc == 0 else { close(fd); return -1 }
+    return fd
+}
