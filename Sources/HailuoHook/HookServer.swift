@@ -45,7 +45,7 @@ public final class HookServer: Sendable {
     }
 
     public init(configuration: Configuration, simulatorOptions: Simulator.Options = Simulator.Options(),
-                benchmarkTasks: Int = 0, logger: Logger = Logger(label: "hailuo-hook")) throws {
+                benchmarkTasks: Int = 0, benchmarkShape: TaskRegistry.BenchmarkShape = TaskRegistry.BenchmarkShape(), logger: Logger = Logger(label: "hailuo-hook")) throws {
         self.configuration = configuration
         self.logger = logger
         let journal = try configuration.journal.map { try Journal(path: $0) }
@@ -66,7 +66,11 @@ public final class HookServer: Sendable {
             // Start from one record a task.
             try registry.compactJournal { keys.entries().map { .idempotency($0) } }
         }
-        if benchmarkTasks > 0 { registry.seedBenchmarkTasks(benchmarkTasks) }
+        if benchmarkTasks > 0 {
+            let started = Date()
+            registry.seedBenchmarkTasks(benchmarkTasks, shape: benchmarkShape)
+            logger.notice("benchmark: seeded \(benchmarkTasks) tasks in \(Int(Date().timeIntervalSince(started) * 1000)) ms")
+        }
         self.registry = registry
         self.keys = keys
 

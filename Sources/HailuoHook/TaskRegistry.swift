@@ -412,10 +412,38 @@ public final class TaskRegistry: Sendable {
 
     // MARK: Benchmark
 
-    /// Creates `count` tasks `T0…` with tokens `tok0…`, as the peers' benchmark job does.
-    public func seedBenchmarkTasks(_ count: Int, at now: Date = Date()) {
+    /// What the benchmark tasks look like.
+    public struct BenchmarkShape: Sendable {
+        /// Characters of the prompt each task's request carries (0: no request recorded).
+        public var promptCharacters = 0
+        /// Each task goes through processing and success (with a file id), plus one duplicate success.
+        public var ended = false
+        public init(promptCharacters: Int = 0, ended: Bool = false) {
+            self.promptCharacters = promptCharacters
+            self.ended = ended
+        }
+    }
+
+    /// Creates `count` tasks `T0…` with tokens `tok0…`, as the peers' benchmark job does,
+    /// through the same calls as real traffic (so a journal, if any, records them).
+    public func seedBenchmarkTasks(_ count: Int, shape: BenchmarkShape = BenchmarkShape(), at now: Date = Date()) {
+        let letters = Array("abcdefghijklmnopqrstuvwxyz ")
         for i in 0..<count {
-            _ = try? insert(VideoTask(taskID: "T\(i)", source: .submitted, createdAt: now), token: CallbackToken("tok\(i)"), at: now)
+            var request: [String: JSONValue] = [:]
+            if shape.promptCharacters > 0 {
+                var prompt = "\(i) "
+                while prompt.count < shape.promptCharacters { prompt.append(letters[(i &* 31 &+ prompt.count) % letters.count]) }
+                request = ["model": .string("MiniMax-Hailuo-02"), "prompt": .string(prompt), "duration": .number(6), "resolution": .string("1080P")]
+            }
+            let token = "tok\(i)"
+            _ = try? insert(VideoTask(taskID: "T\(i)", source: .submitted, request: request, createdAt: now), token: CallbackToken(token), at: now)
+            if shape.ended {
+                let ok = BaseResp(0, "success")
+                _ = recordCallback(token: token, update: StatusUpdate(taskID: "T\(i)", status: .processing, baseResp: ok), at: now)
+                let done = StatusUpdate(taskID: "T\(i)", status: .success, fileID: "F\(i)", baseResp: ok)
+                _ = recordCallback(token: token, update: done, at: now)
+                _ = recordCallback(token: token, update: done, at: now)
+            }
         }
     }
 }

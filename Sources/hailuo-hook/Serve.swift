@@ -22,6 +22,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "text or json (log.format).") var logFormat: String?
     @Option(help: "Upstream base URL (upstream.base_url).") var upstreamBaseURL: String?
     @Option(help: .hidden) var benchTasks: Int = 0
+    @Option(help: .hidden) var benchPromptChars: Int = 0
+    @Flag(help: .hidden) var benchEnded = false
+    @Flag(help: .hidden) var benchExitAfterSeeding = false
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -48,7 +51,8 @@ struct Serve: AsyncParsableCommand {
 
         let hook: HookServer
         do {
-            hook = try HookServer(configuration: configuration, benchmarkTasks: benchTasks, logger: logger)
+            hook = try HookServer(configuration: configuration, benchmarkTasks: benchTasks,
+                                  benchmarkShape: .init(promptCharacters: benchPromptChars, ended: benchEnded), logger: logger)
         } catch let error as TLSError {
             // A bad certificate or key is a configuration error: one line, exit 2.
             FileHandle.standardError.write(Data("hailuo-hook: \(error)\n".utf8))
@@ -56,6 +60,11 @@ struct Serve: AsyncParsableCommand {
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)
+        }
+        if benchExitAfterSeeding {
+            // For bench/: a journal of the seeded tasks, written through the real path, then stop.
+            await hook.shutdown(readinessGrace: 0)
+            return
         }
         let scheme = hook.server.isTLS ? "https" : "http"
         logger.info("listening on \(scheme)://\(configuration.host):\(hook.port)", metadata: ["port": "\(hook.port)", "public_url": "\(hook.publicURL)"])
