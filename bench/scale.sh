@@ -40,7 +40,17 @@ start() {  # extra serve arguments...
   echo "server did not start: $(tail -3 "$OUT/server.log")" >&2; exit 1
 }
 stop() { kill -TERM "$PID"; wait "$PID" || true; sleep 1; }
-rss_mb() { awk '/^VmRSS:/ { printf "%.1f", $2 / 1024 }' "/proc/$PID/status"; }
+# Waits until the server is idle (under 5% of a CPU over a second): after seeding, the
+# event stream still encodes the seeded changes for a while; measure the steady state.
+settle() {
+  local a b
+  for _ in $(seq 300); do
+    a=$(sed 's/^.*) //' "/proc/$PID/stat" | awk '{ print $12 + $13 }'); sleep 1
+    b=$(sed 's/^.*) //' "/proc/$PID/stat" | awk '{ print $12 + $13 }')
+    [ $((b - a)) -lt 5 ] && return
+  done
+}
+rss_mb() { awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } END { printf "%.1f (peak %.1f)", r / 1024, h / 1024 }' "/proc/$PID/status"; }
 field() { awk -v k="$1" '$1 == k { print $2; exit }' "$2"; }
 load() {  # name, wrk arguments...
   local name="$1"; shift
@@ -69,6 +79,7 @@ if [[ " $STEPS " == *" registry "* ]]; then
   for n in $SIZES; do
     start --bench-tasks "$n" --bench-ended --bench-prompt-chars 200
     seeded=$(grep -o 'seeded [0-9]* tasks in [0-9]* ms' "$OUT/server.log" | head -1)
+    settle
     echo "$n tasks ($seeded): RSS $(rss_mb) MB; lookups: $(TASKS=$n load "lookup-$n" -s "$ROOT/bench/wrk/task.lua" "http://127.0.0.1:$PORT")"
     stop
   done

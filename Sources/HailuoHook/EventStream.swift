@@ -38,7 +38,7 @@ public final class EventStream: Sendable {
     /// Called by the registry after each change.
     public func publish(_ task: VideoTask) {
         queue.async {
-            let data: [UInt8] = TaskJSON.encode(TaskJSON(task: task, withEvents: false))
+            let data = JSONWriter.task(task, withEvents: false)
             let subscribers = self.state.withLock { s -> [ResponseStream] in
                 let id = s.nextID
                 s.nextID += 1

@@ -92,7 +92,7 @@ public final class Relay: Sendable {
 
     private func deliver(_ task: VideoTask) async {
         guard let target = task.notifyURL.flatMap(URL.init(string:)) else { return }
-        let body = Data(TaskJSON.encode(TaskJSON(task: task, withEvents: true)))
+        let body = Data(JSONWriter.task(task, withEvents: true))
         for attempt in 1...policy.maxAttempts {
             var request = URLRequest(url: target)
             request.httpMethod = "POST"

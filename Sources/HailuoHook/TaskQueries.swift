@@ -29,18 +29,7 @@ public struct TaskQueries: Sendable {
         guard let task = await registry.waitUntilEnded(id, timeout: Double(wait)) else {
             return APIError.response(.notFound, "no task \(id)")
         }
-        return Response.json(.ok, TaskJSON.encode(TaskJSON(task: task, withEvents: true)))
-    }
-
-    struct ListJSON: Encodable {
-        let tasks: [TaskJSON]
-        let next_cursor: String?
-        enum Keys: String, CodingKey { case tasks, next_cursor }
-        func encode(to encoder: Encoder) throws {
-            var c = encoder.container(keyedBy: Keys.self)
-            try c.encode(tasks, forKey: .tasks)
-            try c.encode(next_cursor, forKey: .next_cursor)
-        }
+        return Response.json(.ok, JSONWriter.task(task, withEvents: true))
     }
 
     /// `GET /v1/tasks?status=S&limit=N&cursor=C`, newest first.
@@ -65,8 +54,16 @@ public struct TaskQueries: Sendable {
             cursor = c
         }
         let page = registry.list(status: status, limit: limit, cursor: cursor)
-        let body = ListJSON(tasks: page.tasks.map { TaskJSON(task: $0, withEvents: false) }, next_cursor: page.nextCursor.map(String.init))
-        return Response.json(.ok, TaskJSON.encode(body))
+        var writer = JSONWriter(capacity: 256 + page.tasks.count * 512)
+        writer.raw("{\"next_cursor\":")
+        if let next = page.nextCursor { writer.string(String(next)) } else { writer.raw("null") }
+        writer.raw(",\"tasks\":[")
+        for (i, task) in page.tasks.enumerated() {
+            if i > 0 { writer.raw(",") }
+            writer.task(task, withEvents: false)
+        }
+        writer.raw("]}")
+        return Response.json(.ok, writer.out)
     }
 
     /// `GET /v1/query/video_generation?task_id=ID`: MiniMax's query answer, from memory.
