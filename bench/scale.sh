@@ -34,7 +34,7 @@ PY
 
 PID=""
 start() {  # extra serve arguments...
-  taskset -c 0 "$BIN" serve --config "$OUT/config.json" --host 127.0.0.1 --port "$PORT" --log-level notice "$@" > "$OUT/server.log" 2>&1 &
+  taskset -c 0 "$BIN" serve --config "$OUT/config.json" --host 127.0.0.1 --port "$PORT" --log-level "${LOG_LEVEL:-notice}" "$@" > "$OUT/server.log" 2>&1 &
   PID=$!
   for _ in $(seq 3000); do curl -sf "http://127.0.0.1:$PORT/healthz" > /dev/null && return; sleep 0.1; done
   echo "server did not start: $(tail -3 "$OUT/server.log")" >&2; exit 1
@@ -104,7 +104,7 @@ for line in open(sys.argv[1], "rb"):
         events += 1
 print(f"journal: {records} records holding {events} events, {os.path.getsize(sys.argv[1]) // 1048576} MiB")
 PY
-  start --journal "$OUT/journal.log"
+  LOG_LEVEL=info start --journal "$OUT/journal.log"
   echo "replay: $(grep -o 'replayed [0-9]* records, [0-9]* tasks in [0-9]* ms' "$OUT/server.log") (target < 5 s); RSS after $(rss_mb) MB"
   stop
 fi
