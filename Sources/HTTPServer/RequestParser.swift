@@ -182,6 +182,13 @@ public struct RequestParser {
         self.scanIndex = scan
         self.lineStart = lineStart
         self.requestLineEnd = requestLineEnd
+        // A request line too long to be valid is refused as soon as it is seen, whether the
+        // head is complete or not, with the same checks as an unfinished one (below).
+        if requestLineEnd - start > limits.maxURIBytes + 64 {
+            let lineEnd = buffer[requestLineEnd - 1] == cr ? requestLineEnd - 1 : requestLineEnd
+            _ = try buffer.withUnsafeBufferPointer { p throws(ParseError) in try parseRequestLine(p, start, lineEnd) }
+            throw ParseError(.uriTooLong, "the request target is longer than \(limits.maxURIBytes) bytes")
+        }
         if let result {
             if requestLineEnd >= 0 && result - (requestLineEnd + 1) > limits.maxHeaderBytes {
                 throw ParseError(.headerFieldsTooLarge, "the header section is larger than \(limits.maxHeaderBytes) bytes")
@@ -190,14 +197,13 @@ public struct RequestParser {
         }
         if requestLineEnd < 0 {
             if count - start > limits.maxURIBytes + 64 {
-                // A CR inside the line is wrong whatever its length: the same answer as when the line is whole.
-                if buffer[start..<count - 1].contains(cr) { throw .bad("bare CR in the request line") }
-                // Tell a long target (414) from a stream that is not HTTP at all (400).
-                let probe = buffer[start..<min(count, start + 32)]
-                if probe.contains(sp) && probe.prefix(while: { isTokenChar($0) }).count > 0 {
-                    throw ParseError(.uriTooLong, "the request target is longer than \(limits.maxURIBytes) bytes")
-                }
-                throw .bad("malformed request line")
+                // An overlong line with no end yet: the same checks, in the same order, as when
+                // the line is whole (the fuzzer holds the two equal), then 414 for a long target.
+                // A CR at the very end may or may not be the first half of the line's CRLF:
+                // decide when the next byte says which.
+                if buffer[count - 1] == cr { return nil }
+                _ = try buffer.withUnsafeBufferPointer { p throws(ParseError) in try parseRequestLine(p, start, count) }
+                throw ParseError(.uriTooLong, "the request target is longer than \(limits.maxURIBytes) bytes")
             }
         } else if count - (requestLineEnd + 1) > limits.maxHeaderBytes + 2 {
             throw ParseError(.headerFieldsTooLarge, "the header section is larger than \(limits.maxHeaderBytes) bytes")
@@ -207,36 +213,9 @@ public struct RequestParser {
 
     private func parseHead(_ p: UnsafeBufferPointer<UInt8>, from s: Int, requestLineEnd rl: Int, to end: Int) throws(ParseError) -> RequestHead {
         // Request line: method SP target SP version CRLF.
-        guard rl > s, p[rl - 1] == cr else {
-            throw .bad("the request line must end with CRLF")
-        }
-        let lineEnd = rl - 1
-        var i = s
-        while i < lineEnd && isTokenChar(p[i]) { i += 1 }
-        guard i > s, i < lineEnd, p[i] == sp else {
-            if i < lineEnd && p[i] == cr { throw .bad("bare CR in the request line") }
-            throw .bad("malformed request line: the method must be a token followed by one space")
-        }
-        let method = string(p, s, i)
-        let targetStart = i + 1
-        var j = targetStart
-        while j < lineEnd && p[j] > 0x20 && p[j] < 0x7F { j += 1 }
-        if j - targetStart > limits.maxURIBytes {
-            throw ParseError(.uriTooLong, "the request target is longer than \(limits.maxURIBytes) bytes")
-        }
-        guard j > targetStart, j < lineEnd, p[j] == sp else {
-            if j < lineEnd && p[j] == cr { throw .bad("bare CR in the request line") }
-            throw .bad("malformed request line: the target must be followed by one space and the HTTP version")
-        }
-        let first = p[targetStart]
-        guard first == slash || first == UInt8(ascii: "*") || first == UInt8(ascii: "h") || first == UInt8(ascii: "H") else {
-            throw .bad("malformed request target: it must start with '/'")
-        }
-        let version = try parseVersion(p, j + 1, lineEnd)
-        var target = string(p, targetStart, j)
-        if first != slash && first != UInt8(ascii: "*") {
-            target = try originForm(ofAbsolute: target)
-        }
+        let lineEnd = rl > s && p[rl - 1] == cr ? rl - 1 : rl
+        let (method, target, version) = try parseRequestLine(p, s, lineEnd)
+        guard lineEnd == rl - 1 else { throw .bad("the request line must end with CRLF") }
 
         // Header fields.
         var headers = Headers()
@@ -312,12 +291,59 @@ public struct RequestParser {
         )
     }
 
+    /// Method, target and version of the request line in `s..<lineEnd` (its CRLF excluded).
+    private func parseRequestLine(_ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ lineEnd: Int) throws(ParseError) -> (String, String, HTTPVersion) {
+        var i = s
+        while i < lineEnd && isTokenChar(p[i]) && i - s <= 32 { i += 1 }
+        guard i > s, i < lineEnd, p[i] == sp else {
+            if i < lineEnd && p[i] == cr { throw .bad("bare CR in the request line") }
+            throw .bad("malformed request line: the method must be a token followed by one space")
+        }
+        let method = string(p, s, i)
+        let targetStart = i + 1
+        var j = targetStart
+        while j < lineEnd && p[j] > 0x20 && p[j] < 0x7F { j += 1 }
+        if j - targetStart > limits.maxURIBytes {
+            throw ParseError(.uriTooLong, "the request target is longer than \(limits.maxURIBytes) bytes")
+        }
+        guard j > targetStart, j < lineEnd, p[j] == sp else {
+            if j < lineEnd && p[j] == cr { throw .bad("bare CR in the request line") }
+            throw .bad("malformed request line: the target must be followed by one space and the HTTP version")
+        }
+        let first = p[targetStart]
+        guard first == slash || first == UInt8(ascii: "*") || first == UInt8(ascii: "h") || first == UInt8(ascii: "H") else {
+            throw .bad("malformed request target: it must start with '/'")
+        }
+        let version = try parseVersion(p, j + 1, lineEnd)
+        var target = string(p, targetStart, j)
+        if first != slash && first != UInt8(ascii: "*") {
+            target = try originForm(ofAbsolute: target)
+        }
+        return (method, target, version)
+    }
+
     private func parseVersion(_ p: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) throws(ParseError) -> HTTPVersion {
+        // Left to right, judged at the first byte that does not fit `HTTP/d.d`: the same
+        // answer whether the rest of the line has arrived or not.
         let prefix: [UInt8] = Array("HTTP/".utf8)
-        guard e - s == 8, (0..<5).allSatisfy({ p[s + $0] == prefix[$0] }),
-              isDigit(p[s + 5]), p[s + 6] == UInt8(ascii: "."), isDigit(p[s + 7]) else {
-            if (s..<e).contains(where: { p[$0] == cr }) { throw .bad("bare CR in the request line") }
-            throw .bad("malformed request line: the version must be HTTP/1.1 or HTTP/1.0")
+        for k in 0...8 {
+            let fits: Bool
+            if s + k >= e {
+                if k == 8 { break }
+                fits = false
+            } else if k == 8 {
+                fits = false  // anything after the 8 bytes
+            } else if k < 5 {
+                fits = p[s + k] == prefix[k]
+            } else if k == 6 {
+                fits = p[s + k] == UInt8(ascii: ".")
+            } else {
+                fits = isDigit(p[s + k])
+            }
+            if !fits {
+                if s + k < e && p[s + k] == cr { throw .bad("bare CR in the request line") }
+                throw .bad("malformed request line: the version must be HTTP/1.1 or HTTP/1.0")
+            }
         }
         let major = p[s + 5] - UInt8(ascii: "0"), minor = p[s + 7] - UInt8(ascii: "0")
         guard major == 1 else {

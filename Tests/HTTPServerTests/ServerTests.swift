@@ -10,7 +10,7 @@ import Testing
         let busy = try RawClient(port: server.port)
         let idle = try RawClient(port: server.port)
         #expect(try await idle.exchange("GET /hello HTTP/1.1\r\nHost: x\r\n\r\n").status == 200)
-        try await busy.send("GET /slow?ms=500 HTTP/1.1\r\nHost: x\r\n\r\n")
+        try await busy.send("GET /slow?ms=2000 HTTP/1.1\r\nHost: x\r\n\r\n")
         try await Task.sleep(nanoseconds: 100_000_000)  // let the request reach its handler
 
         let shutdown = Task { await server.shutdown() }
