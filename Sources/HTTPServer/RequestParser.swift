@@ -200,9 +200,11 @@ public struct RequestParser {
                 // An overlong line with no end yet: the same checks, in the same order, as when
                 // the line is whole (the fuzzer holds the two equal), then 414 for a long target.
                 // A CR at the very end may or may not be the first half of the line's CRLF:
-                // decide when the next byte says which.
-                if buffer[count - 1] == cr { return nil }
-                _ = try buffer.withUnsafeBufferPointer { p throws(ParseError) in try parseRequestLine(p, start, count) }
+                // judge what comes before it (the checks go left to right, so a fault there is
+                // final), and leave the rest for when the next byte says which.
+                let endsWithCR = buffer[count - 1] == cr
+                _ = try buffer.withUnsafeBufferPointer { p throws(ParseError) in try parseRequestLine(p, start, endsWithCR ? count - 1 : count) }
+                if endsWithCR { return nil }
                 throw ParseError(.uriTooLong, "the request target is longer than \(limits.maxURIBytes) bytes")
             }
         } else if count - (requestLineEnd + 1) > limits.maxHeaderBytes + 2 {
