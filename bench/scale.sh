@@ -17,8 +17,9 @@ SIZES="${SIZES:-1000 10000 100000 1000000}"
 DURATION="${DURATION:-5s}"
 OUT="${OUT:-/tmp/hailuo-hook-scale/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
-if [ "${BUILD:-1}" = 1 ]; then (cd "$ROOT" && swift build -c release --product hailuo-hook); fi
-BIN="$ROOT/.build/release/hailuo-hook"
+. "$ROOT/bench/lib.sh"
+need wrk curl python3
+BIN=$(release_binary)
 ulimit -n "$(ulimit -Hn)"
 
 # Room for 10,000 idle connections and a million tasks; idle connections kept for the whole run.
@@ -45,13 +46,12 @@ stop() { kill -TERM "$PID"; wait "$PID" || true; sleep 1; }
 settle() {
   local a b
   for _ in $(seq 300); do
-    a=$(sed 's/^.*) //' "/proc/$PID/stat" | awk '{ print $12 + $13 }'); sleep 1
-    b=$(sed 's/^.*) //' "/proc/$PID/stat" | awk '{ print $12 + $13 }')
+    a=$(cpu_ticks "$PID"); sleep 1
+    b=$(cpu_ticks "$PID")
     [ $((b - a)) -lt 5 ] && return
   done
 }
 rss_mb() { awk '/^VmRSS:/ { r = $2 } /^VmHWM:/ { h = $2 } END { printf "%.1f (peak %.1f)", r / 1024, h / 1024 }' "/proc/$PID/status"; }
-field() { awk -v k="$1" '$1 == k { print $2; exit }' "$2"; }
 load() {  # name, wrk arguments...
   local name="$1"; shift
   taskset -c 1 wrk -t1 -c64 -d"$DURATION" --latency "$@" > "$OUT/$name.txt" 2>&1

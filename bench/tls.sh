@@ -20,11 +20,9 @@ SERVER_CPUS="${SERVER_CPUS:-0}"
 WRK_CPUS="${WRK_CPUS:-1}"
 OUT="${OUT:-/tmp/hailuo-hook-bench-tls/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$OUT"
-for tool in wrk nginx curl openssl; do
-  command -v "$tool" >/dev/null || { echo "needs $tool" >&2; exit 1; }
-done
-if [ "${BUILD:-1}" = 1 ]; then (cd "$ROOT" && swift build -c release --product hailuo-hook); fi
-BIN="$ROOT/.build/release/hailuo-hook"
+. "$ROOT/bench/lib.sh"
+need wrk nginx curl openssl
+BIN=$(release_binary)
 
 sh "$ROOT/Tests/tls/make-certs.sh" "$OUT/certs"
 CERT="$OUT/certs/server.pem" KEY="$OUT/certs/server.key" CA="$OUT/certs/ca.pem"
@@ -73,9 +71,6 @@ ORDER=(${SERVERS:-nginx-tls hailuo-hook-tls hailuo-hook-plain})
 
 SUMMARY="$OUT/summary.tsv"
 printf 'server\troute\tconns\treq_s\tp50\tp99\tcpu_pct\n' > "$SUMMARY"
-field() { awk -v k="$1" '$1 == k { print $2; exit }' "$2"; }
-ticks() { local t=0 p; for p in $(ps -e -o pid=,pgid= | awk -v g="$1" '$2 == g { print $1 }'); do
-  t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null | awk '{ print $12 + $13 }'))); done; echo $t; }
 
 for name in "${ORDER[@]}"; do
   url="${SCHEME[$name]}://127.0.0.1:$PORT"
@@ -87,9 +82,9 @@ for name in "${ORDER[@]}"; do
     if [ "$route" = callback ]; then script=(-s "$PEERS/wrk/callback.lua"); target="$url"; else script=(); target="$url/healthz"; fi
     taskset -c "$WRK_CPUS" wrk -t1 -c"$CONNS" -d"$WARMUP" "${script[@]}" "$target" > /dev/null 2>&1
     f="$OUT/$name.$route.txt"
-    c0=$(ticks "$pgid")
+    c0=$(cpu_ticks $(group_pids "$pgid"))
     taskset -c "$WRK_CPUS" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${script[@]}" "$target" > "$f" 2>&1
-    c1=$(ticks "$pgid")
+    c1=$(cpu_ticks $(group_pids "$pgid"))
     cpu=$(awk -v a="$c0" -v b="$c1" -v hz="$(getconf CLK_TCK)" -v s="${DURATION%s}" 'BEGIN { printf "%.0f", 100 * (b - a) / hz / s }')
     non2xx=$(awk '/Non-2xx/ { print $NF }' "$f")
     [ -z "$non2xx" ] || echo "warning: $name $route: $non2xx non-2xx answers" >&2

@@ -182,11 +182,17 @@ public struct RequestParser {
         self.scanIndex = scan
         self.lineStart = lineStart
         self.requestLineEnd = requestLineEnd
-        // A request line too long to be valid is refused as soon as it is seen, whether the
-        // head is complete or not, with the same checks as an unfinished one (below).
-        if requestLineEnd - start > limits.maxURIBytes + 64 {
-            let lineEnd = buffer[requestLineEnd - 1] == cr ? requestLineEnd - 1 : requestLineEnd
-            _ = try buffer.withUnsafeBufferPointer { p throws(ParseError) in try parseRequestLine(p, start, lineEnd) }
+        // A request line too long to be valid is refused as soon as that is known, whether it
+        // has ended (and the head with it) or not: the same checks, in the same order, as a
+        // whole line (the fuzzer holds the two equal), then 414 for a long target.
+        let seen = requestLineEnd >= 0 ? requestLineEnd : count
+        if seen - start > limits.maxURIBytes + 64 {
+            // A CR at the end of an unfinished line may or may not be the first half of its
+            // CRLF: judge what comes before it (the checks go left to right, so a fault there is
+            // final), and leave the rest for when the next byte says which.
+            let endsWithCR = buffer[seen - 1] == cr
+            _ = try buffer.withUnsafeBufferPointer { p throws(ParseError) in try parseRequestLine(p, start, endsWithCR ? seen - 1 : seen) }
+            if endsWithCR && requestLineEnd < 0 { return nil }
             throw ParseError(.uriTooLong, "the request target is longer than \(limits.maxURIBytes) bytes")
         }
         if let result {
@@ -195,19 +201,7 @@ public struct RequestParser {
             }
             return result
         }
-        if requestLineEnd < 0 {
-            if count - start > limits.maxURIBytes + 64 {
-                // An overlong line with no end yet: the same checks, in the same order, as when
-                // the line is whole (the fuzzer holds the two equal), then 414 for a long target.
-                // A CR at the very end may or may not be the first half of the line's CRLF:
-                // judge what comes before it (the checks go left to right, so a fault there is
-                // final), and leave the rest for when the next byte says which.
-                let endsWithCR = buffer[count - 1] == cr
-                _ = try buffer.withUnsafeBufferPointer { p throws(ParseError) in try parseRequestLine(p, start, endsWithCR ? count - 1 : count) }
-                if endsWithCR { return nil }
-                throw ParseError(.uriTooLong, "the request target is longer than \(limits.maxURIBytes) bytes")
-            }
-        } else if count - (requestLineEnd + 1) > limits.maxHeaderBytes + 2 {
+        if requestLineEnd >= 0 && count - (requestLineEnd + 1) > limits.maxHeaderBytes + 2 {
             throw ParseError(.headerFieldsTooLarge, "the header section is larger than \(limits.maxHeaderBytes) bytes")
         }
         return nil
