@@ -16,6 +16,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // Tests only: the programs the tests run (Tests/ProcessSupport).
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.5.0"),
     ],
     targets: [
         // epoll, accept4 and sched_getaffinity, which Swift's Glibc module does not expose.
@@ -54,7 +57,17 @@ let package = Package(
             dependencies: ["HailuoHook", "HTTPServer"],
             swiftSettings: strict
         ),
-        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CZlib"], swiftSettings: strict),
-        .testTarget(name: "HailuoHookTests", dependencies: ["HailuoHook", "HTTPServer"], swiftSettings: strict),
+        // The programs the tests start (the executable, curl, openssl), for both test targets.
+        .target(
+            name: "ProcessSupport",
+            dependencies: [
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            path: "Tests/ProcessSupport",
+            swiftSettings: strict
+        ),
+        .testTarget(name: "HTTPServerTests", dependencies: ["HTTPServer", "CZlib", "ProcessSupport"], swiftSettings: strict),
+        .testTarget(name: "HailuoHookTests", dependencies: ["HailuoHook", "HTTPServer", "ProcessSupport"], swiftSettings: strict),
     ]
 )

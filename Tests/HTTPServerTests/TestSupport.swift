@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import HTTPServer
 import Logging
+@_exported import ProcessSupport
 
 /// A raw HTTP/1.1 client over a blocking loopback socket: it writes exactly
 /// the bytes a test gives it and reads answers byte for byte.
@@ -204,37 +205,6 @@ func eventually(timeout: Double = 5, _ condition: () -> Bool) async -> Bool {
         try? await Task.sleep(nanoseconds: 10_000_000)
     }
     return condition()
-}
-
-/// A command-line tool run to its end (curl, openssl), off Swift's cooperative threads.
-struct ToolRun: Sendable {
-    var status: Int32
-    var output: String
-    var errors: String
-}
-
-func runTool(_ path: String, _ arguments: [String], input: String? = nil) async throws -> ToolRun {
-    try await withCheckedThrowingContinuation { continuation in
-        DispatchQueue.global().async {
-            continuation.resume(with: Result {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: path)
-                process.arguments = arguments
-                let out = Pipe(), err = Pipe(), stdin = Pipe()
-                process.standardOutput = out
-                process.standardError = err
-                process.standardInput = stdin
-                try process.run()
-                if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
-                try? stdin.fileHandleForWriting.close()
-                let output = out.fileHandleForReading.readDataToEndOfFile()
-                let errors = err.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                return ToolRun(status: process.terminationStatus, output: String(decoding: output, as: UTF8.self),
-                               errors: String(decoding: errors, as: UTF8.self))
-            })
-        }
-    }
 }
 
 /// Certificates made by the openssl CLI for one test (Tests/tls/make-certs.sh): a CA, a

@@ -1,5 +1,6 @@
 import Foundation
 import Synchronization
+import ProcessSupport
 import Testing
 
 /// The real executable, as a user runs it: `serve`, `simulate`, `submit --wait`, `status`, `list`.
@@ -9,31 +10,18 @@ import Testing
         return root.appendingPathComponent(".build/debug/hailuo-hook").path
     }()
 
-    /// A running process whose output is collected as it comes.
+    /// A running process whose output (standard output and error together) is collected as it comes.
     final class Running: Sendable {
-        let process: Process
-        private let output = Mutex("")
+        let process: ChildProcess
 
-        init(_ arguments: [String], environment: [String: String] = [:], executable: String = CommandLineTests.binary) throws {
-            process = Process()
-            process.executableURL = URL(fileURLWithPath: executable)
-            process.standardInput = FileHandle.nullDevice
-            process.arguments = arguments
+        init(_ arguments: [String], environment: [String: String] = [:], executable: String = CommandLineTests.binary) async throws {
             var env = ProcessInfo.processInfo.environment
             for key in ["MINIMAX_API_KEY", "HAILUO_HOOK_API_TOKEN", "PORT", "HAILUO_HOOK_PORT", "HAILUO_HOOK_CONFIG"] { env[key] = nil }
             env.merge(environment) { $1 }
-            process.environment = env
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-                let data = handle.availableData
-                self?.output.withLock { $0 += String(decoding: data, as: UTF8.self) }
-            }
-            try process.run()
+            process = try await ChildProcess(executable, arguments, environment: env, mergeErrors: true)
         }
 
-        var text: String { output.withLock { $0 } }
+        var text: String { process.output }
 
         /// The port from the "listening on"/"simulating" log line.
         func port() async throws -> Int {
@@ -47,23 +35,21 @@ import Testing
         }
 
         func stop() async -> Int32 {
-            if process.isRunning { process.terminate() }
-            _ = await eventually { !self.process.isRunning }
-            return process.terminationStatus
+            process.terminate()
+            return await process.wait()
         }
     }
 
     /// Runs a command to its end; its exit status and output.
     func run(_ arguments: [String], environment: [String: String] = [:], executable: String = CommandLineTests.binary) async throws -> (Int32, String) {
-        let running = try Running(arguments, environment: environment, executable: executable)
-        _ = await eventually(timeout: 60) { !running.process.isRunning }
-        try await Task.sleep(nanoseconds: 50_000_000)  // the last bytes of the pipe
+        let running = try await Running(arguments, environment: environment, executable: executable)
+        await running.process.wait()  // its end and the last bytes of its output
         return (running.process.terminationStatus, running.text)
     }
 
     @Test func newUserLoopEndsWithADownloadURL() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build first: swift build")
-        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1"])
+        let serve = try await Running(["serve", "--port", "0", "--host", "127.0.0.1"])
         let port = try await serve.port()
         #expect(serve.text.contains("simulating MiniMax"))
         let server = "http://127.0.0.1:\(port)"
@@ -93,9 +79,9 @@ import Testing
 
     @Test func failedTaskExitsNonZero() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build first: swift build")
-        let upstream = try Running(["simulate", "--port", "0", "--fail-rate", "1", "--delay-ms", "50"], environment: ["MINIMAX_API_KEY": "sk-cli"])
+        let upstream = try await Running(["simulate", "--port", "0", "--fail-rate", "1", "--delay-ms", "50"], environment: ["MINIMAX_API_KEY": "sk-cli"])
         let upstreamPort = try await upstream.port()
-        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1", "--upstream-base-url", "http://127.0.0.1:\(upstreamPort)"],
+        let serve = try await Running(["serve", "--port", "0", "--host", "127.0.0.1", "--upstream-base-url", "http://127.0.0.1:\(upstreamPort)"],
                                 environment: ["MINIMAX_API_KEY": "sk-cli"])
         let port = try await serve.port()
         #expect(!serve.text.contains("simulating MiniMax"))
@@ -118,7 +104,7 @@ import Testing
 
     @Test func jsonLogsCarryRequestAndTaskIdsAndNoSecrets() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build first: swift build")
-        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1", "--log-format", "json"],
+        let serve = try await Running(["serve", "--port", "0", "--host", "127.0.0.1", "--log-format", "json"],
                                 environment: ["HAILUO_HOOK_API_TOKEN": "tok-secret-123"])
         let port = try await serve.port()
         let client = TestClient(base: "http://127.0.0.1:\(port)", token: "tok-secret-123")
@@ -138,7 +124,7 @@ import Testing
 
     @Test func healthcheckExitsZeroOnlyWhenTheServerAnswers() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build first: swift build")
-        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1"])
+        let serve = try await Running(["serve", "--port", "0", "--host", "127.0.0.1"])
         let port = try await serve.port()
         let (up, _) = try await run(["healthcheck"], environment: ["HAILUO_HOOK_PORT": "\(port)"])
         #expect(up == 0)

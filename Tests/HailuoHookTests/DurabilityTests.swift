@@ -16,7 +16,7 @@ import Testing
         let kills = 20
         let started = Date()
         for round in 0..<kills {
-            let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1", "--journal", journal, "--log-level", "info"], environment: env)
+            let serve = try await Running(["serve", "--port", "0", "--host", "127.0.0.1", "--journal", journal, "--log-level", "info"], environment: env)
             let port: Int
             do { port = try await serve.port() } catch {
                 Issue.record("round \(round): \(error); running \(serve.process.isRunning), status \(serve.process.isRunning ? -1 : serve.process.terminationStatus)")
@@ -48,7 +48,7 @@ import Testing
             _ = await serve.stop()
         }
         // The last restart: every acknowledged callback, all of them.
-        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1", "--journal", journal, "--log-level", "info"], environment: env)
+        let serve = try await Running(["serve", "--port", "0", "--host", "127.0.0.1", "--journal", journal, "--log-level", "info"], environment: env)
         let client = TestClient(base: "http://127.0.0.1:\(try await serve.port())")
         var lost = 0
         for (id, status) in acknowledged {
@@ -73,7 +73,7 @@ import Testing
         let torn = Journal.line(.apply(update: StatusUpdate(taskID: "G9", status: .processing), via: .callback, createIfMissing: true, at: t0))
         bytes += torn.prefix(30)
         #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
-        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1", "--journal", path])
+        let serve = try await Running(["serve", "--port", "0", "--host", "127.0.0.1", "--journal", path])
         let client = TestClient(base: "http://127.0.0.1:\(try await serve.port())")
         for i in 0..<3 { #expect(try await client.get("/v1/tasks/G\(i)").status == 200) }
         #expect(try await client.get("/v1/tasks/G9").status == 404)
@@ -121,7 +121,7 @@ import Testing
 
     @Test func sigtermAnswersRequestsInFlightAndExitsZero() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: CommandLineTests.binary), "build first: swift build")
-        let serve = try Running(["serve", "--port", "0", "--host", "127.0.0.1"], environment: ["HAILUO_HOOK_CALLBACK_TOKEN": "shared-term"])
+        let serve = try await Running(["serve", "--port", "0", "--host", "127.0.0.1"], environment: ["HAILUO_HOOK_CALLBACK_TOKEN": "shared-term"])
         let client = TestClient(base: "http://127.0.0.1:\(try await serve.port())")
         #expect(try await client.post("/v1/callbacks/shared-term", #"{"task_id":"T-term","status":"processing"}"#).status == 200)
         #expect(try await client.get("/readyz").status == 200)

@@ -23,12 +23,12 @@ import Testing
     /// Runs the binary in a private mount namespace whose system CA bundle also
     /// trusts the test CA: that is how URLSession (libcurl) in `serve` and in
     /// `submit` learns to trust it, as `update-ca-certificates` would on a host.
-    func trusting(_ folder: String, _ arguments: [String], environment: [String: String] = [:]) throws -> CommandLineTests.Running {
+    func trusting(_ folder: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> CommandLineTests.Running {
         let system = (try? String(contentsOfFile: "/etc/ssl/certs/ca-certificates.crt", encoding: .utf8)) ?? ""
         let bundle = folder + "/bundle.pem"
         try (system + "\n" + String(contentsOfFile: folder + "/ca.pem", encoding: .utf8)).write(toFile: bundle, atomically: true, encoding: .utf8)
         let script = #"mount --bind "$1" /etc/ssl/certs/ca-certificates.crt && shift && exec "$@""#
-        return try CommandLineTests.Running(["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", bundle, CommandLineTests.binary] + arguments,
+        return try await CommandLineTests.Running(["-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", bundle, CommandLineTests.binary] + arguments,
                                             environment: environment, executable: "/usr/bin/unshare")
     }
 
@@ -36,13 +36,13 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: CommandLineTests.binary), "build first: swift build")
         let folder = try await makeCertificates()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let serve = try trusting(folder, ["serve", "--port", "0", "--host", "127.0.0.1"], environment: tlsEnvironment(folder))
+        let serve = try await trusting(folder, ["serve", "--port", "0", "--host", "127.0.0.1"], environment: tlsEnvironment(folder))
         let port = try await serve.port()
         #expect(serve.text.contains("listening on https://"))
         #expect(serve.text.contains("public_url=https://127.0.0.1:\(port)"))
         let server = "https://127.0.0.1:\(port)"
         // The simulator's callbacks reach /v1/callbacks/<token> on the HTTPS listener.
-        let submit = try trusting(folder, ["submit", "--server", server, "--prompt", "A lighthouse at dusk [Push in]", "--wait"])
+        let submit = try await trusting(folder, ["submit", "--server", server, "--prompt", "A lighthouse at dusk [Push in]", "--wait"])
         _ = await eventually(timeout: 60) { !submit.process.isRunning }
         #expect(submit.process.terminationStatus == 0, "\(submit.text)\n\(serve.text)")
         #expect(submit.text.contains("success after"))
@@ -61,7 +61,7 @@ import Testing
         try #require(FileManager.default.isExecutableFile(atPath: CommandLineTests.binary), "build first: swift build")
         let folder = try await makeCertificates()
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let serve = try CommandLineTests.Running(["serve", "--port", "0", "--host", "127.0.0.1"], environment: tlsEnvironment(folder))
+        let serve = try await CommandLineTests.Running(["serve", "--port", "0", "--host", "127.0.0.1"], environment: tlsEnvironment(folder))
         let port = try await serve.port()
         var environment = tlsEnvironment(folder)
         environment["HAILUO_HOOK_PORT"] = "\(port)"
@@ -98,7 +98,7 @@ import Testing
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let live = ["HAILUO_HOOK_TLS_CERT": "\(folder)/live.pem", "HAILUO_HOOK_TLS_KEY": "\(folder)/live.key"]
         try copy(folder, "server", to: "live")
-        let serve = try CommandLineTests.Running(["serve", "--port", "0", "--host", "127.0.0.1"], environment: live)
+        let serve = try await CommandLineTests.Running(["serve", "--port", "0", "--host", "127.0.0.1"], environment: live)
         let port = try await serve.port()
         #expect(try await subject(folder, port).contains("CN = server"))
         try copy(folder, "rotated", to: "live")
