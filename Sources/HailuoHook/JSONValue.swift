@@ -44,6 +44,8 @@ public enum JSONValue: Sendable, Equatable, Codable {
 public struct LenientString: Sendable, Decodable, Equatable {
     public let value: String
 
+    public init(_ value: String) { self.value = value }
+
     public init(from decoder: Decoder) throws {
         let c = try decoder.singleValueContainer()
         if let s = try? c.decode(String.self) {

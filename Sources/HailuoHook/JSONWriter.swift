@@ -137,6 +137,70 @@ struct JSONWriter {
         if let value { write(&self, value) } else { raw("null") }
     }
 
+    // MARK: The journal's records, in the layout the synthesized `Codable` of `JournalRecord`
+    // reads (camelCase keys, dates as seconds); `JournalTests` decode them with JSONDecoder.
+
+    /// A date as seconds since 1970, the shortest text that reads back to the same Double.
+    mutating func seconds(_ date: Date) {
+        out.append(contentsOf: date.timeIntervalSince1970.description.utf8)
+    }
+
+    mutating func journalUpdate(_ update: StatusUpdate) {
+        raw("{\"taskID\":"); string(update.taskID)
+        raw(",\"status\":"); string(update.status.rawValue)
+        if let fileID = update.fileID { raw(",\"fileID\":"); string(fileID) }
+        if let base = update.baseResp { raw(",\"baseResp\":"); baseResp(base) }
+        out.append(0x7D)
+    }
+
+    /// `JournalRecord.callback`.
+    mutating func journalCallback(token: String, update: StatusUpdate, at: Date) {
+        raw("{\"callback\":{\"token\":"); string(token)
+        raw(",\"update\":"); journalUpdate(update)
+        raw(",\"at\":"); seconds(at)
+        raw("}}")
+    }
+
+    /// `JournalRecord.task`.
+    mutating func journalTask(_ task: VideoTask, token: String?) {
+        raw("{\"task\":{\"_0\":{\"taskID\":"); string(task.taskID)
+        raw(",\"status\":"); string(task.status.rawValue)
+        raw(",\"source\":"); string(task.source.rawValue)
+        raw(",\"request\":"); value(.object(task.request))
+        if let url = task.notifyURL { raw(",\"notifyURL\":"); string(url) }
+        if let id = task.fileID { raw(",\"fileID\":"); string(id) }
+        if let url = task.downloadURL { raw(",\"downloadURL\":"); string(url) }
+        if let at = task.downloadURLExpiresAt { raw(",\"downloadURLExpiresAt\":"); seconds(at) }
+        if let width = task.videoWidth { raw(",\"videoWidth\":"); int(width) }
+        if let height = task.videoHeight { raw(",\"videoHeight\":"); int(height) }
+        if let error = task.error { raw(",\"error\":"); baseResp(error) }
+        raw(",\"createdAt\":"); seconds(task.createdAt)
+        raw(",\"updatedAt\":"); seconds(task.updatedAt)
+        raw(",\"events\":[")
+        for (i, event) in task.events.enumerated() {
+            if i > 0 { out.append(0x2C) }
+            raw("{\"status\":"); string(event.status.rawValue)
+            raw(",\"at\":"); seconds(event.at)
+            raw(",\"via\":"); string(event.via.rawValue)
+            raw(",\"applied\":"); if event.applied { raw("true") } else { raw("false") }
+            if let reason = event.reason { raw(",\"reason\":"); string(reason.rawValue) }
+            out.append(0x7D)
+        }
+        out.append(0x5D)
+        if let relay = task.relay {
+            raw(",\"relay\":{\"attempts\":"); int(relay.attempts)
+            raw(",\"delivered\":"); int(relay.delivered)
+            raw(",\"failed\":"); int(relay.failed)
+            if let status = relay.last_status { raw(",\"last_status\":"); int(status) }
+            if let error = relay.last_error { raw(",\"last_error\":"); string(error) }
+            if let at = relay.last_attempt_at { raw(",\"last_attempt_at\":"); seconds(at) }
+            out.append(0x7D)
+        }
+        out.append(0x7D)
+        if let token { raw(",\"token\":"); string(token) }
+        raw("}}")
+    }
+
     static func task(_ task: VideoTask, withEvents: Bool) -> [UInt8] {
         var writer = JSONWriter(capacity: withEvents ? 1024 : 512)
         writer.task(task, withEvents: withEvents)

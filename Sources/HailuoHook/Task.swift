@@ -93,7 +93,7 @@ public enum ApplyOutcome: Sendable, Equatable {
 /// A video-generation task and its state machine:
 /// `submitted → processing → success | failed`, ended states final, every
 /// update kept as an event. Pure: no clock, no I/O.
-public struct VideoTask: Sendable, Codable {
+public struct VideoTask: Sendable, Codable, Equatable {
     public enum Source: String, Sendable, Codable { case submitted, external }
 
     /// Events kept per task. Past it the oldest event that changed nothing is

@@ -11,7 +11,9 @@
 //   1  the chunked decoder: the data as a chunked body after a fixed head, same check;
 //   2  the callback path: the data as the JSON body of POST /v1/callbacks/tok0,
 //      through the real handler, registry and state machine; the answer must
-//      be one of 200/400/404/409 and the task must still be there.
+//      be one of 200/400/404/409 and the task must still be there. And the
+//      in-place JSON readers against JSONDecoder on the same bytes, as a callback
+//      body and as a journal record: whatever they read, JSONDecoder reads the same.
 import Foundation
 import HailuoHook
 import HTTPServer
@@ -84,6 +86,9 @@ enum Fuzz {
     }
 
     static func callback(_ body: [UInt8]) {
+        if let difference = JSONReaderCheck.callbackBody(body) ?? JSONReaderCheck.journalRecord(body) {
+            fatalError("the JSON reader disagrees with JSONDecoder: \(difference)")
+        }
         let head = Array("POST /v1/callbacks/tok0 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\n\r\n".utf8)
         var parser = RequestParser(limits: limits)
         (head + body).withUnsafeBytes { parser.append($0) }
