@@ -21,9 +21,14 @@ public struct CallbackToken: Sendable, Hashable, CustomStringConvertible {
     /// Equality whose time does not depend on where the strings first differ.
     /// (Only the length, which is fixed for real tokens, can show in the time.)
     public static func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-        var diff = a.utf8.count ^ b.utf8.count
-        for (p, q) in zip(a.utf8, b.utf8) { diff |= Int(p ^ q) }
-        return diff == 0
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                var diff = x.count ^ y.count
+                for i in 0..<min(x.count, y.count) { diff |= Int(x[i] ^ y[i]) }
+                return diff == 0
+            }
+        }
     }
 }
 

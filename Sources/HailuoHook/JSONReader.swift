@@ -277,6 +277,89 @@ struct JSONReader {
         }
     }
 
+    /// The next value's bytes when they are an object exactly as `JSONWriter.value` writes
+    /// it (keys in ascending order, no whitespace, strings without escapes, integers under
+    /// 10^15 without a sign on zero): then they are the canonical text as they stand, and
+    /// nothing is parsed or rewritten. Otherwise nil, and nothing is consumed.
+    mutating func canonicalObject() -> [UInt8]? {
+        skipWhitespace()
+        let start = i
+        guard peek == 0x7B, canonical(depth: 0) else { i = start; return nil }
+        return [UInt8](UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
+    }
+
+    private mutating func canonical(depth: Int) -> Bool {
+        guard depth < 64, let c = peek else { return false }
+        switch c {
+        case 0x7B:
+            i += 1
+            if peek == 0x7D { i += 1; return true }
+            var previous: UnsafeRawBufferPointer?
+            while true {
+                guard peek == 0x22, let key = canonicalString() else { return false }
+                // Keys strictly ascending; for ASCII, byte order is String order.
+                if let previous {
+                    let n = min(previous.count, key.count)
+                    let order = memcmp(previous.baseAddress!, key.baseAddress!, n)
+                    guard order < 0 || (order == 0 && previous.count < key.count) else { return false }
+                }
+                guard key.allSatisfy({ $0 < 0x80 }) else { return false }
+                previous = key
+                guard peek == 0x3A else { return false }
+                i += 1
+                guard canonical(depth: depth + 1), let next = peek else { return false }
+                i += 1
+                if next == 0x7D { return true }
+                guard next == 0x2C else { return false }
+            }
+        case 0x5B:
+            i += 1
+            if peek == 0x5D { i += 1; return true }
+            while true {
+                guard canonical(depth: depth + 1), let next = peek else { return false }
+                i += 1
+                if next == 0x5D { return true }
+                guard next == 0x2C else { return false }
+            }
+        case 0x22:
+            return canonicalString() != nil
+        case 0x74: return (try? literal("true")) != nil
+        case 0x66: return (try? literal("false")) != nil
+        case 0x6E: return (try? literal("null")) != nil
+        default:
+            // An integer as `JSONWriter.int` writes it: 0, or up to 15 digits without a leading zero.
+            let start = i
+            if peek == 0x2D { i += 1 }
+            let first = i
+            digits()
+            let count = i - first
+            guard count >= 1, count <= 15 else { return false }
+            if bytes[first] == 0x30 && (count > 1 || first > start) { return false }
+            if let next = peek, next == 0x2E || next == 0x65 || next == 0x45 { return false }
+            return true
+        }
+    }
+
+    /// A string with no escapes and no control bytes, valid UTF-8: written back the same.
+    private mutating func canonicalString() -> UnsafeRawBufferPointer? {
+        i += 1
+        let start = i
+        var ascii = true
+        while i < bytes.count {
+            let c = bytes[i]
+            if c == 0x22 {
+                let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
+                i += 1
+                if !ascii, String(validating: raw, as: UTF8.self) == nil { return nil }
+                return raw
+            }
+            if c < 0x20 || c == 0x5C { return nil }
+            if c >= 0x80 { ascii = false }
+            i += 1
+        }
+        return nil
+    }
+
     /// A `String?` member: null is nil.
     mutating func optionalString() throws(GiveUp) -> String? {
         try null() ? nil : try string()
@@ -417,7 +500,7 @@ extension JSONReader {
 
     /// `VideoTask` as its synthesized `Codable` writes it.
     mutating func videoTask() throws(GiveUp) -> VideoTask {
-        var taskID: String?, status: TaskStatus?, source: VideoTask.Source?, request: [String: JSONValue]?
+        var taskID: String?, status: TaskStatus?, source: VideoTask.Source?, requestJSON: [UInt8]?
         var createdAt: Date?, updatedAt: Date?, events: [TaskEvent]?
         var notifyURL: String?, fileID: String?, downloadURL: String?, expires: Date?
         var width: Int?, height: Int?, error: BaseResp?, relay: RelayStatus?
@@ -428,8 +511,12 @@ extension JSONReader {
             else if key.is("source") { try seen.first(2); source = try r.raw(VideoTask.Source.self) }
             else if key.is("request") {
                 try seen.first(3)
-                guard case .object(let fields) = try r.value(depth: 1) else { throw GiveUp() }
-                request = fields
+                if let text = r.canonicalObject() {
+                    requestJSON = text
+                } else {
+                    guard case .object(let fields) = try r.value(depth: 1) else { throw GiveUp() }
+                    requestJSON = JSONWriter.json(.object(fields))
+                }
             }
             else if key.is("createdAt") { try seen.first(4); createdAt = try r.date() }
             else if key.is("updatedAt") { try seen.first(5); updatedAt = try r.date() }
@@ -449,8 +536,8 @@ extension JSONReader {
             else if key.is("relay") { try seen.first(14); relay = try r.null() ? nil : try r.relayStatus() }
             else { try r.skip(depth: 1) }
         }
-        guard let taskID, let status, let source, let request, let createdAt, let updatedAt, let events else { throw GiveUp() }
-        var task = VideoTask(taskID: taskID, source: source, request: request, notifyURL: notifyURL, createdAt: createdAt)
+        guard let taskID, let status, let source, let requestJSON, let createdAt, let updatedAt, let events else { throw GiveUp() }
+        var task = VideoTask(taskID: taskID, source: source, requestJSON: requestJSON, notifyURL: notifyURL, createdAt: createdAt)
         task.status = status
         task.updatedAt = updatedAt
         task.events = events

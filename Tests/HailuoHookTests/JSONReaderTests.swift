@@ -92,4 +92,23 @@ import Testing
             #expect(JSONReaderCheck.journalRecord(encoded) == nil)
         }
     }
+
+    /// A task record's request is taken as it stands only when it is already the canonical
+    /// text; every other spelling is parsed and rewritten. Either way the task equals what
+    /// JSONDecoder makes of the record.
+    @Test func requestTextIsKeptOnlyWhenCanonical() {
+        let requests = [
+            #"{"a":1,"b":"x","c":[true,false,null,{"d":-5}],"e":{}}"#,        // canonical
+            #"{"b":1,"a":2}"#, #"{"a":1, "b":2}"#, #"{"a":-0}"#, #"{"a":1.5}"#, #"{"a":1e3}"#,
+            #"{"a":1234567890123456}"#, #"{"a":"x\ny"}"#, #"{"a":"\u00e9"}"#, #"{"é":1,"z":2}"#,
+            #"{"z":1,"é":2}"#, #"{"a":"书"}"#, #"{"a":[1,[2,[3]]]}"#, #"{"a":0,"a":1}"#, #"{"aa":1,"a":2}"#, #"{"a":1,"aa":2}"#,
+        ]
+        for request in requests {
+            let record = #"{"task":{"_0":{"taskID":"T","status":"submitted","source":"submitted","request":"# + request
+                + #","createdAt":1,"updatedAt":1,"events":[]},"token":"t"}}"#
+            #expect(JSONReaderCheck.journalRecord(Array(record.utf8)) == nil, "\(request)")
+        }
+        let canonical = #"{"task":{"_0":{"taskID":"T","status":"submitted","source":"submitted","request":{"a":1,"b":"x"},"createdAt":1,"updatedAt":1,"events":[]}}}"#
+        #expect(JSONReaderCheck.readsJournalRecord(Array(canonical.utf8)))
+    }
 }
