@@ -44,9 +44,14 @@ public struct Headers: Sendable, Sequence, ExpressibleByDictionaryLiteral {
     }
 
     static func equalNames(_ a: String, _ b: String) -> Bool {
-        let a = a.utf8, b = b.utf8
-        guard a.count == b.count else { return false }
-        return zip(a, b).allSatisfy { lowerASCII($0) == lowerASCII($1) }
+        guard a.utf8.count == b.utf8.count else { return false }
+        var a = a, b = b
+        return a.withUTF8 { x in
+            b.withUTF8 { y in
+                for i in 0..<x.count where lowerASCII(x[i]) != lowerASCII(y[i]) { return false }
+                return true
+            }
+        }
     }
 }
 
