@@ -5,7 +5,7 @@
 FROM swift:6.3-bookworm AS build
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libssl-dev zlib1g-dev libcurl4-openssl-dev \
+ && apt-get install -y --no-install-recommends libssl-dev zlib1g-dev libcurl4-openssl-dev libpq-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Package.swift ./
@@ -19,11 +19,11 @@ RUN swift build -c release --static-swift-stdlib -Xlinker -lcurl --product hailu
 
 FROM debian:bookworm-slim
 # Only what the binary loads: libcurl (FoundationNetworking), OpenSSL (HTTPS), zlib (gzip),
-# and CA certificates for HTTPS upstreams.
+# libpq (the PostgreSQL store, registry.database_url), and CA certificates for HTTPS upstreams.
 # Versions are not pinned: the runtime should take the release's security updates.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libcurl4 libssl3 zlib1g ca-certificates \
+ && apt-get install -y --no-install-recommends libcurl4 libssl3 zlib1g libpq5 ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --no-log-init --uid 10001 --user-group --create-home --home-dir /var/lib/hailuo-hook --shell /usr/sbin/nologin hailuo
 COPY --from=build /out/hailuo-hook /usr/local/bin/hailuo-hook

@@ -27,6 +27,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", providers: [.apt(["zlib1g-dev"])]),
         // OpenSSL (libssl-dev): the listener's HTTPS.
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        // libpq (libpq-dev): the registry on PostgreSQL (registry.database_url).
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .target(
             name: "HTTPServer",
             dependencies: ["CEpoll", "CZlib", "COpenSSL", .product(name: "Logging", package: "swift-log")],
@@ -35,7 +37,7 @@ let package = Package(
         .target(
             name: "HailuoHook",
             dependencies: [
-                "HTTPServer", "CZlib",
+                "HTTPServer", "CZlib", "CLibPQ",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],

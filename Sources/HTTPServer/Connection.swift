@@ -277,6 +277,13 @@ final class Connection: @unchecked Sendable {
                     let response = await handler(request)
                     self.loop.queue.async { self.finish(response, for: head) }
                 }
+            case .blocking(let handler):
+                inFlight = true
+                let request = request
+                DispatchQueue.global().async {
+                    let response = handler(request)
+                    self.loop.queue.async { self.finish(response, for: head) }
+                }
             }
         }
     }

@@ -1,8 +1,11 @@
 /// How a route answers: in place on the I/O thread (for work that never
-/// waits), or in a Swift task (for work that may wait, such as an upstream call).
+/// waits), in a Swift task (for work that may wait, such as an upstream call),
+/// or on a worker thread (for work that blocks, such as a database client's
+/// call): never on the I/O thread, which serves every other connection.
 public enum Handler: Sendable {
     case sync(@Sendable (Request) -> Response)
     case async(@Sendable (Request) async -> Response)
+    case blocking(@Sendable (Request) -> Response)
 }
 
 /// What a route accepts besides its method and path.

@@ -18,7 +18,7 @@ public struct Callbacks: Sendable {
         }
     }
 
-    let registry: TaskRegistry
+    let registry: any TaskStore
     /// `callbacks.shared_token`: one token for tasks submitted elsewhere.
     let sharedToken: String?
     /// Called (outside the lock) when an update made a task succeed with a file id.
@@ -26,7 +26,7 @@ public struct Callbacks: Sendable {
     /// Counts outcomes when set.
     public var metrics: HookMetrics?
 
-    public init(registry: TaskRegistry, sharedToken: String?, onSuccess: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
+    public init(registry: any TaskStore, sharedToken: String?, onSuccess: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
         self.registry = registry
         self.sharedToken = sharedToken
         self.onSuccess = onSuccess

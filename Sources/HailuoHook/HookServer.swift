@@ -7,7 +7,8 @@ import Synchronization
 /// built-in simulator), the routes and the HTTP server, started together.
 public final class HookServer: Sendable {
     public let configuration: Configuration
-    public let registry: TaskRegistry
+    /// The task store: in this process (`TaskRegistry`), or PostgreSQL with `registry.database_url`.
+    public let registry: any TaskStore
     public let server: Server
     /// The in-process upstream when no `upstream.api_key` is configured.
     public let simulator: Simulator?
@@ -48,10 +49,23 @@ public final class HookServer: Sendable {
                 benchmarkTasks: Int = 0, benchmarkShape: TaskRegistry.BenchmarkShape = TaskRegistry.BenchmarkShape(), logger: Logger = Logger(label: "hailuo-hook")) throws {
         self.configuration = configuration
         self.logger = logger
-        let journal = try configuration.journal.map { try Journal(path: $0) }
-        let registry = TaskRegistry(maxTasks: configuration.maxTasks, retention: configuration.retention, journal: journal)
+        // With PostgreSQL the database is the record: a journal (the image sets one) is not kept.
+        if configuration.databaseURL != nil, let path = configuration.journal {
+            logger.notice("registry.journal \(path) is not used: registry.database_url is set, and the database is the record")
+        }
+        let journal = try (configuration.databaseURL == nil ? configuration.journal : nil).map { try Journal(path: $0) }
+        let memory = configuration.databaseURL == nil
+            ? TaskRegistry(maxTasks: configuration.maxTasks, retention: configuration.retention, journal: journal) : nil
+        let registry: any TaskStore
+        if let url = configuration.databaseURL {
+            registry = try PostgresTaskStore(url: url, maxTasks: configuration.maxTasks, retention: configuration.retention,
+                                             logger: logger)
+            logger.info("task store: PostgreSQL at \(PostgresTaskStore.redacted(url))")
+        } else {
+            registry = memory!
+        }
         let keys = IdempotencyKeys(journal: journal)
-        if let journal {
+        if let journal, let registry = memory {
             let started = Date()
             let report = try journal.replay { record in
                 if case .idempotency(let entry) = record { keys.restore(entry) } else { registry.restore(record) }
@@ -113,10 +127,12 @@ public final class HookServer: Sendable {
         let reconciler = Reconciler(registry: registry, client: client, links: links, after: configuration.reconcileAfter, logger: logger)
         self.reconciler = reconciler
         let relay = Relay(registry: registry, metrics: metrics, logger: logger)
-        registry.observe { relay.enqueue($0) }
+        // The relay delivers the changes made here (so one replica delivers each); the event
+        // stream shows every change, other replicas' too.
+        registry.observe(local: true) { relay.enqueue($0) }
         let events = EventStream()
         self.events = events
-        registry.observe { events.publish($0) }
+        registry.observe(local: false) { events.publish($0) }
         var callbacks = Callbacks(registry: registry, sharedToken: configuration.callbackSharedToken) { taskID, fileID in
             links.taskSucceeded(taskID: taskID, fileID: fileID)
         }
@@ -128,23 +144,26 @@ public final class HookServer: Sendable {
             events: events,
             apiToken: configuration.apiToken,
             maxBodyBytes: configuration.maxBodyBytes,
-            maxSubmitBodyBytes: configuration.maxSubmitBodyBytes
+            maxSubmitBodyBytes: configuration.maxSubmitBodyBytes,
+            storeBlocks: registry.blocksOnIO
         ))
         let ready = self.ready
         let server = self.server
-        router.get("/metrics", .sync { [registry, events] _ in
+        let metricsRoute: @Sendable (Request) -> Response = { [registry, events] _ in
             var gauges: [(name: String, help: String, labels: [(String, String)], value: Double)] = [
                 ("hailuo_open_connections", "Open client connections", [], Double(server.connectionCount)),
             ]
-            for (status, n) in registry.countsByStatus() {
+            // Without the store (PostgreSQL away) the task counts are left out, not invented.
+            for (status, n) in (try? registry.countsByStatus()) ?? [] {
                 gauges.append(("hailuo_tasks", "Tasks in the registry, by status", [("status", status.rawValue)], Double(n)))
             }
             gauges.append(("hailuo_event_subscribers", "Clients following /v1/events", [], Double(events.subscriberCount)))
-            if let journal = registry.journal {
+            if let journal {
                 gauges.append(("hailuo_journal_bytes", "Size of the journal file", [], Double(journal.size)))
             }
             return Response(headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"], body: metrics.render(gauges: gauges))
-        })
+        }
+        router.get("/metrics", registry.blocksOnIO ? .blocking(metricsRoute) : .sync(metricsRoute))
         router.get("/readyz", .sync { _ in
             switch ready.state {
             case .ready where !server.isDraining: return Response.json(.ok, text: #"{"status":"ready"}"#)
@@ -159,7 +178,7 @@ public final class HookServer: Sendable {
         self.reconciling = Task { await reconciler.run() }
         // Once a second: the journal to disk, and compacted when it has grown well past the registry;
         // once a minute: ended tasks past the retention.
-        self.housekeeping = Task { [registry, keys, logger] in
+        self.housekeeping = Task { [registry, memory, keys, logger] in
             var seconds = 0
             while !Task.isCancelled {
                 try? await Task.sleep(nanoseconds: 1_000_000_000)
@@ -167,12 +186,17 @@ public final class HookServer: Sendable {
                 if let journal {
                     journal.sync()
                     if journal.wantsCompaction {
-                        do { try registry.compactJournal { keys.entries().map { .idempotency($0) } } } catch {
+                        do { try memory?.compactJournal { keys.entries().map { .idempotency($0) } } } catch {
                             logger.error("journal compaction failed: \(error)")
                         }
                     }
                 }
-                if seconds % 60 == 0 { registry.expire() }
+                if seconds % 60 == 0 {
+                    // Off the cooperative threads: with PostgreSQL this waits on the network.
+                    DispatchQueue.global().async {
+                        do { try registry.expire(now: Date()) } catch { logger.warning("retention: \(error)") }
+                    }
+                }
             }
         }
 
@@ -196,7 +220,8 @@ public final class HookServer: Sendable {
         reconciling.cancel()
         housekeeping.cancel()
         await server.shutdown()
-        registry.journal?.sync()
+        (registry as? TaskRegistry)?.journal?.sync()
+        registry.close()
         await simulator?.shutdown()
     }
 

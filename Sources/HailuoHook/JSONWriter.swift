@@ -163,7 +163,15 @@ struct JSONWriter {
 
     /// `JournalRecord.task`.
     mutating func journalTask(_ task: VideoTask, token: String?) {
-        raw("{\"task\":{\"_0\":{\"taskID\":"); string(task.taskID)
+        raw("{\"task\":{\"_0\":")
+        videoTask(task)
+        if let token { raw(",\"token\":"); string(token) }
+        raw("}}")
+    }
+
+    /// A `VideoTask` as its `Codable` conformance writes it (the journal; a PostgreSQL row).
+    mutating func videoTask(_ task: VideoTask) {
+        raw("{\"taskID\":"); string(task.taskID)
         raw(",\"status\":"); string(task.status.rawValue)
         raw(",\"source\":"); string(task.source.rawValue)
         raw(",\"request\":"); out.append(contentsOf: task.requestJSON)
@@ -197,8 +205,6 @@ struct JSONWriter {
             out.append(0x7D)
         }
         out.append(0x7D)
-        if let token { raw(",\"token\":"); string(token) }
-        raw("}}")
     }
 
     /// A value's JSON text as `value` writes it, in an array of its own size (kept on every

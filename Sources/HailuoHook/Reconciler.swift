@@ -10,7 +10,7 @@ import Synchronization
 public final class Reconciler: Sendable {
     public static let maxInterval: TimeInterval = 3600
 
-    let registry: TaskRegistry
+    let registry: any TaskStore
     let client: MiniMaxClient
     let links: DownloadLinks
     let after: TimeInterval
@@ -20,7 +20,7 @@ public final class Reconciler: Sendable {
     private let schedule = Mutex<[String: (next: Date, interval: TimeInterval)]>([:])
     private let polls = Atomic<Int>(0)
 
-    public init(registry: TaskRegistry, client: MiniMaxClient, links: DownloadLinks, after: TimeInterval,
+    public init(registry: any TaskStore, client: MiniMaxClient, links: DownloadLinks, after: TimeInterval,
                 maxConcurrent: Int = 4, logger: Logger) {
         self.registry = registry
         self.client = client
@@ -35,7 +35,7 @@ public final class Reconciler: Sendable {
 
     /// Every unfinished task is due at once (after a restart, callbacks may have been missed).
     public func pollAllUnfinished(now: Date = Date()) {
-        let ids = registry.unfinished().map(\.taskID)
+        let ids = ((try? registry.unfinished()) ?? []).map(\.taskID)
         schedule.withLock { s in
             for id in ids { s[id] = (now, after) }
         }
@@ -52,7 +52,15 @@ public final class Reconciler: Sendable {
 
     /// One pass: the due tasks, `maxConcurrent` at a time.
     public func pollDue(now: Date = Date()) async {
-        let unfinished = registry.unfinished()
+        // With replicas on one database, one of them polls (StoreRole.reconciler).
+        guard registry.holds(.reconciler) else { return }
+        let unfinished: [(taskID: String, lastHeard: Date)]
+        do {
+            unfinished = try registry.unfinished()
+        } catch {
+            logger.warning("reconciler: the task store is unavailable: \(error)")
+            return
+        }
         let due: [String] = schedule.withLock { s in
             let live = Set(unfinished.map(\.taskID))
             s = s.filter { live.contains($0.key) }
@@ -90,7 +98,7 @@ public final class Reconciler: Sendable {
         var news = false
         do {
             let answer = try await client.query(taskID: taskID)
-            if let status = TaskStatus(upstream: answer.status), let current = registry.task(taskID)?.status, status != current {
+            if let status = TaskStatus(upstream: answer.status), let current = try registry.task(taskID)?.status, status != current {
                 let base = status == .failed ? BaseResp(1000, "failed (learned by polling)") : nil
                 let update = StatusUpdate(taskID: taskID, status: status, fileID: answer.file_id?.value, baseResp: base)
                 if try registry.apply(update, via: .poll, createIfMissing: false) == .applied {

@@ -36,14 +36,14 @@ public final class Relay: Sendable {
         var running = false
     }
 
-    let registry: TaskRegistry
+    let registry: any TaskStore
     let metrics: HookMetrics?
     let policy: Policy
     let logger: Logger
     let session: URLSession
     private let lanes = Mutex<[String: Lane]>([:])
 
-    public init(registry: TaskRegistry, metrics: HookMetrics? = nil, policy: Policy = Policy(), logger: Logger) {
+    public init(registry: any TaskStore, metrics: HookMetrics? = nil, policy: Policy = Policy(), logger: Logger) {
         self.registry = registry
         self.metrics = metrics
         self.policy = policy
@@ -129,7 +129,8 @@ public final class Relay: Sendable {
     }
 
     private func record(_ taskID: String, _ change: @escaping (inout RelayStatus) -> Void) {
-        registry.update(taskID) { task in
+        // Bookkeeping, best effort: a lost counter is not worth a failed delivery.
+        _ = try? registry.update(taskID, notify: false) { task in
             var relay = task.relay ?? RelayStatus()
             change(&relay)
             task.relay = relay

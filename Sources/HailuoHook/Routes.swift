@@ -14,9 +14,12 @@ public enum Routes {
         public var apiToken: String?
         public var maxBodyBytes: Int
         public var maxSubmitBodyBytes: Int
+        /// The store's calls block (PostgreSQL): its routes run on worker threads.
+        public var storeBlocks: Bool
 
         public init(callbacks: Callbacks, submissions: Submissions? = nil, queries: TaskQueries? = nil, events: EventStream? = nil,
-                    apiToken: String? = nil, maxBodyBytes: Int, maxSubmitBodyBytes: Int) {
+                    apiToken: String? = nil, maxBodyBytes: Int, maxSubmitBodyBytes: Int, storeBlocks: Bool = false) {
+            self.storeBlocks = storeBlocks
             self.events = events
             self.callbacks = callbacks
             self.submissions = submissions
@@ -38,17 +41,17 @@ public enum Routes {
         let callbacks = parts.callbacks
         router.get("/healthz", .sync { _ in healthy })
         let json = RouteOptions(maxBodyBytes: parts.maxBodyBytes, accepts: ["application/json"])
-        router.post("/v1/callbacks/:token", options: json, .sync { callbacks.handle($0) })
+        let guard_ = Guard(token: parts.apiToken, storeBlocks: parts.storeBlocks)
+        router.post("/v1/callbacks/:token", options: json, Guard(token: nil, storeBlocks: parts.storeBlocks).store { callbacks.handle($0) })
 
-        let guard_ = Guard(token: parts.apiToken)
         if let submissions = parts.submissions {
             let submit = RouteOptions(maxBodyBytes: parts.maxSubmitBodyBytes, accepts: ["application/json"])
             router.post("/v1/video_generation", options: submit, guard_.async(minimax: true) { await submissions.handle($0) })
         }
         if let queries = parts.queries {
-            router.get("/v1/tasks", guard_.sync { queries.list($0) })
+            router.get("/v1/tasks", guard_.store { queries.list($0) })
             router.get("/v1/tasks/:id", guard_.async { await queries.task($0) })
-            router.get("/v1/query/video_generation", guard_.sync(minimax: true) { queries.minimaxQuery($0) })
+            router.get("/v1/query/video_generation", guard_.store(minimax: true) { queries.minimaxQuery($0) })
             router.get("/v1/files/retrieve", guard_.async(minimax: true) { await queries.minimaxFile($0) })
         }
         if let events = parts.events {
@@ -64,6 +67,7 @@ public enum Routes {
     /// `Authorization: Bearer <api.token>`, compared in constant time.
     struct Guard: Sendable {
         let token: String?
+        var storeBlocks = false
 
         func refusal(_ request: Request, minimax: Bool) -> Response? {
             guard let token else { return nil }
@@ -81,6 +85,13 @@ public enum Routes {
 
         func sync(minimax: Bool = false, _ handler: @escaping @Sendable (Request) -> Response) -> Handler {
             .sync { request in refusal(request, minimax: minimax) ?? handler(request) }
+        }
+
+        /// A route that reads or writes the task store: in place with the in-memory one, on a
+        /// worker thread with PostgreSQL.
+        func store(minimax: Bool = false, _ handler: @escaping @Sendable (Request) -> Response) -> Handler {
+            let guarded: @Sendable (Request) -> Response = { request in refusal(request, minimax: minimax) ?? handler(request) }
+            return storeBlocks ? .blocking(guarded) : .sync(guarded)
         }
 
         func async(minimax: Bool = false, _ handler: @escaping @Sendable (Request) async -> Response) -> Handler {

@@ -6,14 +6,14 @@ import Logging
 /// rules, puts a callback URL of ours on it, submits it upstream and records
 /// the task before answering.
 public struct Submissions: Sendable {
-    let registry: TaskRegistry
+    let registry: any TaskStore
     let client: MiniMaxClient
     /// `<public_url>`, without a trailing slash.
     let publicURL: String
     let logger: Logger
     let keys: IdempotencyKeys
 
-    public init(registry: TaskRegistry, client: MiniMaxClient, publicURL: String, keys: IdempotencyKeys, logger: Logger) {
+    public init(registry: any TaskStore, client: MiniMaxClient, publicURL: String, keys: IdempotencyKeys, logger: Logger) {
         self.keys = keys
         self.registry = registry
         self.client = client
@@ -56,7 +56,7 @@ public struct Submissions: Sendable {
         }
         let token = CallbackToken.generate()
         // Reserved first: the upstream may call back before its submit answer arrives.
-        registry.reserve(token: token)
+        do { try registry.reserve(token: token) } catch { return .storeUnavailable(error) }
         let callbackURL = "\(publicURL)/v1/callbacks/\(token.value)"
         let taskID: String
         do {

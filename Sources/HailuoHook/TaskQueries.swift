@@ -5,10 +5,10 @@ import Logging
 /// The read side: a task, the task list, and MiniMax's own query and file
 /// answers served from the registry.
 public struct TaskQueries: Sendable {
-    let registry: TaskRegistry
+    let registry: any TaskStore
     let links: DownloadLinks
 
-    public init(registry: TaskRegistry, links: DownloadLinks) {
+    public init(registry: any TaskStore, links: DownloadLinks) {
         self.registry = registry
         self.links = links
     }
@@ -26,7 +26,9 @@ public struct TaskQueries: Sendable {
             }
             wait = n
         }
-        guard let task = await registry.waitUntilEnded(id, timeout: Double(wait)) else {
+        let found: VideoTask?
+        do { found = try await registry.waitUntilEnded(id, timeout: Double(wait)) } catch { return .storeUnavailable(error) }
+        guard let task = found else {
             return APIError.response(.notFound, "no task \(id)")
         }
         return Response.json(.ok, JSONWriter.task(task, withEvents: true))
@@ -53,7 +55,8 @@ public struct TaskQueries: Sendable {
             guard let c = UInt64(text) else { return APIError.response(.badRequest, "cursor is not one this server gave") }
             cursor = c
         }
-        let page = registry.list(status: status, limit: limit, cursor: cursor)
+        let page: (tasks: [VideoTask], nextCursor: UInt64?)
+        do { page = try registry.list(status: status, limit: limit, cursor: cursor) } catch { return .storeUnavailable(error) }
         var writer = JSONWriter(capacity: 256 + page.tasks.count * 512)
         writer.raw("{\"next_cursor\":")
         if let next = page.nextCursor { writer.string(String(next)) } else { writer.raw("null") }
@@ -71,7 +74,9 @@ public struct TaskQueries: Sendable {
         guard let id = request.query("task_id"), !id.isEmpty else {
             return APIError.minimax(.badRequest, "task_id is required")
         }
-        guard let task = registry.task(id) else {
+        let found: VideoTask?
+        do { found = try registry.task(id) } catch { return .storeUnavailable(error) }
+        guard let task = found else {
             return APIError.minimax(.notFound, "no task \(id)")
         }
         var answer: [String: JSONValue] = ["task_id": .string(task.taskID), "status": .string(task.status.queryVocabulary)]
@@ -90,12 +95,14 @@ public struct TaskQueries: Sendable {
         guard let fileID = request.query("file_id"), !fileID.isEmpty else {
             return APIError.minimax(.badRequest, "file_id is required")
         }
-        if let task = registry.task(fileID: fileID), let url = task.downloadURL,
+        let known: VideoTask?
+        do { known = try registry.task(fileID: fileID) } catch { return .storeUnavailable(error) }
+        if let task = known, let url = task.downloadURL,
            let expires = task.downloadURLExpiresAt, expires > Date().addingTimeInterval(60) {
             return TaskQueries.fileAnswer(fileID: fileID, url: url, task: task)
         }
         do {
-            let answer = try await links.fetch(fileID: fileID, taskID: registry.task(fileID: fileID)?.taskID)
+            let answer = try await links.fetch(fileID: fileID, taskID: known?.taskID)
             return TaskQueries.fileAnswer(fileID: fileID, url: answer.file.download_url, task: nil, file: answer.file)
         } catch {
             // The upstream's "invalid params" for a file id is the client's unknown file, not a gateway fault.
@@ -130,11 +137,11 @@ public struct DownloadLinks: Sendable {
     /// How long the upstream says a download URL stays valid.
     public static let validity: TimeInterval = 9 * 3600
 
-    let registry: TaskRegistry
+    let registry: any TaskStore
     let client: MiniMaxClient
     let logger: Logger
 
-    public init(registry: TaskRegistry, client: MiniMaxClient, logger: Logger) {
+    public init(registry: any TaskStore, client: MiniMaxClient, logger: Logger) {
         self.registry = registry
         self.client = client
         self.logger = logger
@@ -145,7 +152,8 @@ public struct DownloadLinks: Sendable {
         Task {
             _ = try? await fetch(fileID: fileID, taskID: taskID)
             if let answer = try? await client.query(taskID: taskID) {
-                registry.update(taskID, notify: true) { task in
+                // Best effort, as the fetch itself: a size can be asked for again.
+                _ = try? registry.update(taskID, notify: true) { task in
                     task.videoWidth = answer.video_width ?? task.videoWidth
                     task.videoHeight = answer.video_height ?? task.videoHeight
                 }
@@ -160,7 +168,7 @@ public struct DownloadLinks: Sendable {
             // Valid about 9 h from when it is issued, which is now.
             let expires = Date().addingTimeInterval(DownloadLinks.validity)
             if let taskID {
-                registry.update(taskID, notify: true) { task in
+                _ = try? registry.update(taskID, notify: true) { task in
                     task.downloadURL = answer.file.download_url
                     task.downloadURLExpiresAt = expires
                 }

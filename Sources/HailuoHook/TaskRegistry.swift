@@ -4,7 +4,7 @@ import Synchronization
 /// Every task, by task id and by callback token, newest first for listing,
 /// bounded by count and age. One lock, short critical sections: nothing
 /// slow (I/O, JSON) happens while it is held.
-public final class TaskRegistry: Sendable {
+public final class TaskRegistry: TaskStore {
     public enum CallbackOutcome: Sendable, Equatable {
         case recorded(ApplyOutcome)
         /// The submit answer has not come back yet: kept, applied when it does.
@@ -120,8 +120,17 @@ public final class TaskRegistry: Sendable {
         self.journal = journal
     }
 
-    /// Calls `observer` with every task a change applied to, after the change.
-    public func observe(_ observer: @escaping @Sendable (VideoTask) -> Void) {
+    /// In this process: the routes call it on the I/O threads.
+    public var blocksOnIO: Bool { false }
+
+    /// One process holds every role.
+    public func holds(_ role: StoreRole) -> Bool { true }
+
+    public func close() {}
+
+    /// Calls `observer` with every task a change applied to, after the change (every
+    /// change is local to this process).
+    public func observe(local: Bool = true, _ observer: @escaping @Sendable (VideoTask) -> Void) {
         observers.withLock { $0.append(observer) }
     }
 
@@ -131,14 +140,12 @@ public final class TaskRegistry: Sendable {
     }
 
     /// Appends under the registry's lock; throws (and nothing changes) when the write failed.
-    private func journaled(_ line: @autoclosure () -> [UInt8]) throws(JournalError) {
+    private func journaled(_ line: @autoclosure () -> [UInt8]) throws(StoreError) {
         guard let journal else { return }
         do {
             try journal.append(line())
-        } catch let error as JournalError {
-            throw error
         } catch {
-            throw JournalError("\(error)")
+            throw StoreError("the journal could not be written: \(error)")
         }
     }
 
@@ -161,8 +168,8 @@ public final class TaskRegistry: Sendable {
     /// Records `task` (under `token`, if any); updates that arrived for the
     /// token before this are applied now. Returns the task as stored.
     @discardableResult
-    public func insert(_ task: VideoTask, token: CallbackToken?, at now: Date = Date()) throws(JournalError) -> VideoTask {
-        let (stored, wakeups) = try storage.withLock { s throws(JournalError) -> (VideoTask, Wakeups) in
+    public func insert(_ task: VideoTask, token: CallbackToken?, at now: Date) throws(StoreError) -> VideoTask {
+        let (stored, wakeups) = try storage.withLock { s throws(StoreError) -> (VideoTask, Wakeups) in
             var task = task
             if let token, case .pending(let early)? = s.tokens[SecretKey(token.value)] {
                 for update in early where update.taskID == task.taskID {
@@ -188,7 +195,7 @@ public final class TaskRegistry: Sendable {
     }
 
     /// Applies a callback received on `token`.
-    public func recordCallback(token: String, update: StatusUpdate, at now: Date = Date()) -> CallbackOutcome {
+    public func recordCallback(token: String, update: StatusUpdate, at now: Date) -> CallbackOutcome {
         // Encoded before the lock is taken; written inside it only if the callback is accepted.
         let line = journal == nil ? [] : Journal.line(.callback(token: token, update: update, at: now))
         let (outcome, wakeups, changed) = storage.withLock { s -> (CallbackOutcome, Wakeups, VideoTask?) in
@@ -204,7 +211,7 @@ public final class TaskRegistry: Sendable {
                     return (.taskMismatch(expected: id), [], nil)
                 }
                 guard s.tasks[id] != nil else { return (.unknownToken, [], nil) }
-                do throws(JournalError) { try journaled(line) } catch { return (.notRecorded(error.description), [], nil) }
+                do throws(StoreError) { try journaled(line) } catch { return (.notRecorded(error.description), [], nil) }
                 let outcome = s.tasks[id]!.task.apply(update, at: now, via: .callback)
                 guard outcome == .applied else { return (.recorded(outcome), [], nil) }
                 return (.recorded(outcome), TaskRegistry.changed(&s, id), s.tasks[id]?.task)
@@ -217,9 +224,9 @@ public final class TaskRegistry: Sendable {
 
     /// Applies an update to the task with this id, if known (shared-token
     /// callbacks and polling); an unknown id creates an `external` task when `createIfMissing`.
-    public func apply(_ update: StatusUpdate, via: TaskEvent.Via, createIfMissing: Bool, at now: Date = Date()) throws(JournalError) -> ApplyOutcome? {
+    public func apply(_ update: StatusUpdate, via: TaskEvent.Via, createIfMissing: Bool, at now: Date) throws(StoreError) -> ApplyOutcome? {
         let line = journal == nil ? [] : Journal.line(.apply(update: update, via: via, createIfMissing: createIfMissing, at: now))
-        let (outcome, wakeups, changed) = try storage.withLock { s throws(JournalError) -> (ApplyOutcome?, Wakeups, VideoTask?) in
+        let (outcome, wakeups, changed) = try storage.withLock { s throws(StoreError) -> (ApplyOutcome?, Wakeups, VideoTask?) in
             if s.tasks[update.taskID] != nil {
                 try journaled(line)
                 let outcome = s.tasks[update.taskID]!.task.apply(update, at: now, via: via)
@@ -496,30 +503,6 @@ public final class TaskRegistry: Sendable {
         public init(promptCharacters: Int = 0, ended: Bool = false) {
             self.promptCharacters = promptCharacters
             self.ended = ended
-        }
-    }
-
-    /// Creates `count` tasks `T0…` with tokens `tok0…`, as the peers' benchmark job does,
-    /// through the same calls as real traffic (so a journal, if any, records them).
-    public func seedBenchmarkTasks(_ count: Int, shape: BenchmarkShape = BenchmarkShape(), at now: Date = Date()) {
-        let letters = Array("abcdefghijklmnopqrstuvwxyz ")
-        for i in 0..<count {
-            var request: [String: JSONValue] = [:]
-            if shape.promptCharacters > 0 {
-                var characters = Array("\(i) ")
-                while characters.count < shape.promptCharacters { characters.append(letters[(i &* 31 &+ characters.count) % letters.count]) }
-                let prompt = String(characters)
-                request = ["model": .string("MiniMax-Hailuo-02"), "prompt": .string(prompt), "duration": .number(6), "resolution": .string("1080P")]
-            }
-            let token = "tok\(i)"
-            _ = try? insert(VideoTask(taskID: "T\(i)", source: .submitted, request: request, createdAt: now), token: CallbackToken(token), at: now)
-            if shape.ended {
-                let ok = BaseResp(0, "success")
-                _ = recordCallback(token: token, update: StatusUpdate(taskID: "T\(i)", status: .processing, baseResp: ok), at: now)
-                let done = StatusUpdate(taskID: "T\(i)", status: .success, fileID: "F\(i)", baseResp: ok)
-                _ = recordCallback(token: token, update: done, at: now)
-                _ = recordCallback(token: token, update: done, at: now)
-            }
         }
     }
 }

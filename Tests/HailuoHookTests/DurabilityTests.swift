@@ -100,12 +100,12 @@ import Testing
             #expect(ids.count == 200)
             let truth = TestClient(base: upstream.baseURL, token: "sk-soak")
             // Every task ends, in the upstream's own state.
-            let ended = await eventually(timeout: 30) { ids.allSatisfy { hook.registry.task($0)?.status.isEnded == true } }
-            #expect(ended, "stuck: \(ids.filter { hook.registry.task($0)?.status.isEnded != true }.count)")
+            let ended = await eventually(timeout: 30) { ids.allSatisfy { hook.registry.peek($0)?.status.isEnded == true } }
+            #expect(ended, "stuck: \(ids.filter { hook.registry.peek($0)?.status.isEnded != true }.count)")
             var mismatches = 0, polled = 0, doubled = 0
             for id in ids {
                 let upstreamStatus = try await truth.get("/v1/query/video_generation?task_id=\(id)").json["status"] as? String
-                let task = try #require(hook.registry.task(id))
+                let task = try #require(hook.registry.peek(id))
                 if task.status.queryVocabulary != upstreamStatus { mismatches += 1 }
                 if task.events.contains(where: { $0.via == .poll }) { polled += 1 }
                 // Nothing recorded twice: each status applied at most once.
@@ -203,7 +203,7 @@ import Testing
             let again = try await client.call("POST", "/v1/video_generation", json: seedBody, headers: ["Idempotency-Key": "order-42"])
             #expect(again.json["task_id"] as? String == firstID)
             #expect(again.headers["idempotent-replayed"] == "true")
-            #expect(hook.registry.count == 1)
+            #expect(hook.registry.peekCount == 1)
             let other = try await client.call("POST", "/v1/video_generation", json: #"{"model":"MiniMax-Hailuo-02","prompt":"other"}"#, headers: ["Idempotency-Key": "order-42"])
             #expect(other.status == 422)
             #expect(other.baseCode == 2013)
@@ -213,7 +213,7 @@ import Testing
         try await withHook({ $0.journal = journal }) { hook, client in
             let replay = try await client.call("POST", "/v1/video_generation", json: seedBody, headers: ["Idempotency-Key": "order-42"])
             #expect(replay.json["task_id"] as? String == firstID)
-            #expect(hook.registry.count == 1)
+            #expect(hook.registry.peekCount == 1)
         }
     }
 

@@ -54,7 +54,7 @@ import Testing
             let fileID = try #require(done["file_id"] as? String)
             let file = try await client.get("/v1/files/retrieve?file_id=\(fileID)")
             #expect((file.json["file"] as? [String: Any])?["download_url"] as? String == url)
-            #expect(hook.registry.task(id)?.source == .submitted)
+            #expect(hook.registry.peek(id)?.source == .submitted)
         }
     }
 
@@ -90,7 +90,7 @@ import Testing
             let submitted = try await client.post("/v1/video_generation", seedBody)
             let id = try #require(submitted.json["task_id"] as? String)
             // processing arrived while the submit call was still open, and is on the task.
-            let task = try #require(hook.registry.task(id))
+            let task = try #require(hook.registry.peek(id))
             #expect(task.events.first?.status == .processing)
             #expect(task.events.first?.applied == true)
             let ended = try await client.get("/v1/tasks/\(id)?wait=20")

@@ -71,7 +71,7 @@ import Testing
                 ids.append(try #require(answer.json["task_id"] as? String))
             }
             for id in ids { _ = try await client.get("/v1/tasks/\(id)?wait=10") }
-            let before = ids.map { hook.registry.task($0)! }
+            let before = ids.map { hook.registry.peek($0)! }
             #expect(before.allSatisfy { $0.status == .success })
 
             let callback = #"{"task_id":"M1","status":"processing","base_resp":{"status_code":0,"status_msg":"success"}}"#
@@ -113,7 +113,7 @@ import Testing
             // Alive, and nothing recorded before is lost.
             #expect(try await client.get("/healthz").status == 200)
             for old in before {
-                let now = try #require(hook.registry.task(old.taskID))
+                let now = try #require(hook.registry.peek(old.taskID))
                 #expect(now.status == .success)
                 #expect(now.fileID == old.fileID)
                 #expect(Array(now.events.prefix(old.events.count)) == old.events)

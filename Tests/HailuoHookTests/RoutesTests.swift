@@ -5,8 +5,8 @@ import Testing
 
 /// Each route and status code of API.md in the task loop's scope, over real sockets.
 @Suite struct RoutesTests {
-    @Test func healthz() async throws {
-        try await withHook { _, client in
+    @Test(arguments: StoreKind.allCases) func healthz(store: StoreKind) async throws {
+        try await withHook(store: store) { _, client in
             let r = try await client.get("/healthz")
             #expect(r.status == 200)
             #expect(r.json["status"] as? String == "ok")
@@ -15,14 +15,14 @@ import Testing
         }
     }
 
-    @Test func submitRecordsBeforeAnswering() async throws {
-        try await withHook { hook, client in
+    @Test(arguments: StoreKind.allCases) func submitRecordsBeforeAnswering(store: StoreKind) async throws {
+        try await withHook(store: store) { hook, client in
             let r = try await client.post("/v1/video_generation", seedBody)
             #expect(r.status == 200)
             #expect(r.baseCode == 0)
             let id = try #require(r.json["task_id"] as? String)
             // Recorded by the time the answer was sent.
-            #expect(hook.registry.task(id) != nil)
+            #expect(hook.registry.peek(id) != nil)
             let task = try await client.get("/v1/tasks/\(id)")
             #expect(task.status == 200)
             #expect(task.json["source"] as? String == "submitted")
@@ -32,8 +32,8 @@ import Testing
         }
     }
 
-    @Test func submitRefusalsCarryBaseResp2013AndNameTheField() async throws {
-        try await withHook { hook, client in
+    @Test(arguments: StoreKind.allCases) func submitRefusalsCarryBaseResp2013AndNameTheField(store: StoreKind) async throws {
+        try await withHook(store: store) { hook, client in
             let bad = try await client.post("/v1/video_generation", #"{"model":"MiniMax-Hailuo-02","prompt":"x","duration":10,"resolution":"1080P"}"#)
             #expect(bad.status == 400)
             #expect(bad.baseCode == 2013)
@@ -46,12 +46,12 @@ import Testing
             #expect(notJSON.baseCode == 2013)
             let text = try await client.call("POST", "/v1/video_generation", json: nil, headers: ["Content-Type": "text/plain"])
             #expect(text.status == 415)
-            #expect(hook.registry.count == 0)
+            #expect(hook.registry.peekCount == 0)
         }
     }
 
-    @Test func submitBodyOverTheLimitIs413() async throws {
-        try await withHook({ $0.maxSubmitBodyBytes = 2048 }) { _, client in
+    @Test(arguments: StoreKind.allCases) func submitBodyOverTheLimitIs413(store: StoreKind) async throws {
+        try await withHook({ $0.maxSubmitBodyBytes = 2048 }, store: store) { _, client in
             let big = #"{"model":"MiniMax-Hailuo-02","prompt":""# + String(repeating: "a", count: 3000) + #""}"#
             let r = try await client.post("/v1/video_generation", big)
             #expect(r.status == 413)
@@ -59,18 +59,18 @@ import Testing
         }
     }
 
-    @Test func upstreamRefusalIs502WithItsBaseResp() async throws {
+    @Test(arguments: StoreKind.allCases) func upstreamRefusalIs502WithItsBaseResp(store: StoreKind) async throws {
         let upstream = try Simulator(options: fastSimulator { $0.apiKey = "right-key" }, logger: quietLogger())
-        try await withHook({ $0.upstreamAPIKey = "wrong-key"; $0.upstreamBaseURL = upstream.baseURL }) { hook, client in
+        try await withHook({ $0.upstreamAPIKey = "wrong-key"; $0.upstreamBaseURL = upstream.baseURL }, store: store) { hook, client in
             let r = try await client.post("/v1/video_generation", seedBody)
             #expect(r.status == 502)
             #expect(r.baseCode == 1004)
-            #expect(hook.registry.count == 0)
+            #expect(hook.registry.peekCount == 0)
         }
         await upstream.shutdown()
     }
 
-    @Test func upstreamTimeoutIs504With1001() async throws {
+    @Test(arguments: StoreKind.allCases) func upstreamTimeoutIs504With1001(store: StoreKind) async throws {
         let router = Router()
         router.post("/v1/video_generation", .async { _ in
             try? await Task.sleep(nanoseconds: 3_000_000_000)
@@ -80,7 +80,7 @@ import Testing
         config.host = "127.0.0.1"
         config.port = 0
         let silent = try Server(configuration: config, router: router, logger: quietLogger())
-        try await withHook({ $0.upstreamAPIKey = "k"; $0.upstreamBaseURL = "http://127.0.0.1:\(silent.port)"; $0.upstreamTimeout = 0.5 }) { _, client in
+        try await withHook({ $0.upstreamAPIKey = "k"; $0.upstreamBaseURL = "http://127.0.0.1:\(silent.port)"; $0.upstreamTimeout = 0.5 }, store: store) { _, client in
             let r = try await client.post("/v1/video_generation", seedBody)
             #expect(r.status == 504)
             #expect(r.baseCode == 1001)
@@ -88,8 +88,8 @@ import Testing
         await silent.shutdown()
     }
 
-    @Test func unreachableUpstreamIs502() async throws {
-        try await withHook({ $0.upstreamAPIKey = "k"; $0.upstreamBaseURL = "http://127.0.0.1:9" }) { _, client in
+    @Test(arguments: StoreKind.allCases) func unreachableUpstreamIs502(store: StoreKind) async throws {
+        try await withHook({ $0.upstreamAPIKey = "k"; $0.upstreamBaseURL = "http://127.0.0.1:9" }, store: store) { _, client in
             let r = try await client.post("/v1/video_generation", seedBody)
             #expect(r.status == 502)
             #expect(r.baseCode == 1000)
@@ -103,8 +103,8 @@ import Testing
         return "/v1/callbacks/\(token.value)"
     }
 
-    @Test func callbackChallengeAndUpdates() async throws {
-        try await withHook { hook, client in
+    @Test(arguments: StoreKind.allCases) func callbackChallengeAndUpdates(store: StoreKind) async throws {
+        try await withHook(store: store) { hook, client in
             let path = try seeded(hook)
             let challenge = try await client.post(path, #"{"challenge":"c-1\"2"}"#)
             #expect(challenge.status == 200)
@@ -112,15 +112,15 @@ import Testing
             let update = try await client.post(path, #"{"task_id":"555","status":"Processing"}"#)
             #expect(update.status == 200)
             #expect(update.json["status"] as? String == "success")
-            #expect(hook.registry.task("555")?.status == .processing)
+            #expect(hook.registry.peek("555")?.status == .processing)
             // Numeric ids are accepted too.
             #expect(try await client.post(path, #"{"task_id":555,"status":"success","file_id":205258526306433}"#).status == 200)
-            #expect(hook.registry.task("555")?.fileID == "205258526306433")
+            #expect(hook.registry.peek("555")?.fileID == "205258526306433")
         }
     }
 
-    @Test func callbackRefusalsRecordNothing() async throws {
-        try await withHook { hook, client in
+    @Test(arguments: StoreKind.allCases) func callbackRefusalsRecordNothing(store: StoreKind) async throws {
+        try await withHook(store: store) { hook, client in
             let path = try seeded(hook)
             let cases: [(String, String, Int, String)] = [
                 ("/v1/callbacks/unknown-token", #"{"task_id":"555","status":"success"}"#, 404, "unknown callback token"),
@@ -137,14 +137,14 @@ import Testing
                 #expect(r.status == status, "\(body)")
                 #expect(r.errorMessage.contains(message), "\(r.errorMessage)")
             }
-            let task = try #require(hook.registry.task("555"))
+            let task = try #require(hook.registry.peek("555"))
             #expect(task.status == .submitted)
             #expect(task.events.isEmpty)
         }
     }
 
-    @Test func duplicateCallbacksAreIdempotentAndMarked() async throws {
-        try await withHook { hook, client in
+    @Test(arguments: StoreKind.allCases) func duplicateCallbacksAreIdempotentAndMarked(store: StoreKind) async throws {
+        try await withHook(store: store) { hook, client in
             let path = try seeded(hook)
             for _ in 0..<3 { #expect(try await client.post(path, #"{"task_id":"555","status":"processing"}"#).status == 200) }
             #expect(try await client.post(path, #"{"task_id":"555","status":"success","file_id":"F"}"#).status == 200)
@@ -158,17 +158,17 @@ import Testing
         }
     }
 
-    @Test func sharedTokenRoute() async throws {
-        try await withHook({ $0.callbackSharedToken = "shared-secret" }) { hook, client in
+    @Test(arguments: StoreKind.allCases) func sharedTokenRoute(store: StoreKind) async throws {
+        try await withHook({ $0.callbackSharedToken = "shared-secret" }, store: store) { hook, client in
             let r = try await client.post("/v1/callbacks/shared-secret", #"{"task_id":"777","status":"processing"}"#)
             #expect(r.status == 200)
-            #expect(hook.registry.task("777")?.source == .external)
+            #expect(hook.registry.peek("777")?.source == .external)
             #expect(try await client.post("/v1/callbacks/shared-secreT", #"{"task_id":"777","status":"success"}"#).status == 404)
         }
     }
 
-    @Test func taskQueries() async throws {
-        try await withHook { hook, client in
+    @Test(arguments: StoreKind.allCases) func taskQueries(store: StoreKind) async throws {
+        try await withHook(store: store) { hook, client in
             for i in 0..<5 { try hook.registry.insert(VideoTask(taskID: "L\(i)", source: .submitted, createdAt: Date()), token: nil) }
             _ = try hook.registry.apply(StatusUpdate(taskID: "L1", status: .failed, baseResp: BaseResp(1027, "flagged")), via: .callback, createIfMissing: false)
             #expect(try await client.get("/v1/tasks/none").status == 404)
@@ -193,8 +193,8 @@ import Testing
         }
     }
 
-    @Test func waitIsWokenWhenTheTaskEnds() async throws {
-        try await withHook { hook, client in
+    @Test(arguments: StoreKind.allCases) func waitIsWokenWhenTheTaskEnds(store: StoreKind) async throws {
+        try await withHook(store: store) { hook, client in
             let path = try seeded(hook)
             let started = Date()
             async let waited = client.get("/v1/tasks/555?wait=20")
@@ -206,8 +206,8 @@ import Testing
         }
     }
 
-    @Test func minimaxQueryFromMemory() async throws {
-        try await withHook { hook, client in
+    @Test(arguments: StoreKind.allCases) func minimaxQueryFromMemory(store: StoreKind) async throws {
+        try await withHook(store: store) { hook, client in
             let path = try seeded(hook)
             var r = try await client.get("/v1/query/video_generation?task_id=555")
             #expect(r.json["status"] as? String == "Queueing")
@@ -222,8 +222,8 @@ import Testing
         }
     }
 
-    @Test func minimaxFileUnknownIsNotFoundWithTheUpstreamsBaseResp() async throws {
-        try await withHook { _, client in
+    @Test(arguments: StoreKind.allCases) func minimaxFileUnknownIsNotFoundWithTheUpstreamsBaseResp(store: StoreKind) async throws {
+        try await withHook(store: store) { _, client in
             let r = try await client.get("/v1/files/retrieve?file_id=123")
             #expect(r.status == 404)
             #expect(r.baseCode == 2013)
@@ -231,8 +231,8 @@ import Testing
         }
     }
 
-    @Test func apiTokenGuardsEveryV1RouteButCallbacks() async throws {
-        try await withHook({ $0.apiToken = "s3cret" }) { hook, authorized in
+    @Test(arguments: StoreKind.allCases) func apiTokenGuardsEveryV1RouteButCallbacks(store: StoreKind) async throws {
+        try await withHook({ $0.apiToken = "s3cret" }, store: store) { hook, authorized in
             let anonymous = TestClient(base: authorized.base)
             let denied = try await anonymous.get("/v1/tasks")
             #expect(denied.status == 401)
@@ -251,8 +251,8 @@ import Testing
         }
     }
 
-    @Test func wrongMethodIs405WithAllow() async throws {
-        try await withHook { _, client in
+    @Test(arguments: StoreKind.allCases) func wrongMethodIs405WithAllow(store: StoreKind) async throws {
+        try await withHook(store: store) { _, client in
             let r = try await client.call("DELETE", "/v1/tasks")
             #expect(r.status == 405)
             #expect(r.headers["allow"] == "GET, HEAD")
@@ -260,8 +260,8 @@ import Testing
         }
     }
 
-    @Test func dashboardFilesAreServed() async throws {
-        try await withHook { _, client in
+    @Test(arguments: StoreKind.allCases) func dashboardFilesAreServed(store: StoreKind) async throws {
+        try await withHook(store: store) { _, client in
             let page = try await client.get("/")
             #expect(page.status == 200)
             #expect(page.headers["content-type"] == "text/html; charset=utf-8")
@@ -279,8 +279,8 @@ import Testing
         }
     }
 
-    @Test func eventStreamTakesTheTokenAsAQueryParameter() async throws {
-        try await withHook({ $0.apiToken = "s3cret" }) { hook, _ in
+    @Test(arguments: StoreKind.allCases) func eventStreamTakesTheTokenAsAQueryParameter(store: StoreKind) async throws {
+        try await withHook({ $0.apiToken = "s3cret" }, store: store) { hook, _ in
             let denied = try SSEProbe.status(port: hook.port, path: "/v1/events")
             #expect(denied == 401)
             #expect(try SSEProbe.status(port: hook.port, path: "/v1/events?access_token=wrong") == 401)

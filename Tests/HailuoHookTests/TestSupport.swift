@@ -56,12 +56,23 @@ func quietLogger(_ label: String = "test") -> Logger {
     return logger
 }
 
+/// The two task stores the route and callback tests run against.
+enum StoreKind: String, CaseIterable, Sendable, CustomStringConvertible {
+    /// `TaskRegistry`, in the process.
+    case memory
+    /// `PostgresTaskStore`, on a database of its own in the test cluster (Tests/postgres/cluster.sh).
+    case postgres
+
+    var description: String { rawValue }
+}
+
 /// A `serve` on port 0 with its in-process simulator (a real listener of its own), for the length of `body`.
-func withHook(_ change: (inout Configuration) -> Void = { _ in }, simulator: Simulator.Options = fastSimulator(),
+func withHook(_ change: (inout Configuration) -> Void = { _ in }, store: StoreKind = .memory, simulator: Simulator.Options = fastSimulator(),
               _ body: (HookServer, TestClient) async throws -> Void) async throws {
     var configuration = Configuration()
     configuration.host = "127.0.0.1"
     configuration.port = 0
+    if store == .postgres { configuration.databaseURL = try await TestDatabase.fresh() }
     change(&configuration)
     let hook = try HookServer(configuration: configuration, simulatorOptions: simulator, logger: quietLogger())
     do {
@@ -107,4 +118,12 @@ func connectLoopback(port: Int, timeout: Int = 10, receiveBuffer: Int32? = nil) 
     let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
     guard rc == 0 else { close(fd); return -1 }
     return fd
+}
+
+extension TaskStore {
+    /// The task, or nil when it is unknown or the store could not answer (the test's
+    /// expectation on it then fails).
+    func peek(_ id: String) -> VideoTask? { (try? task(id)) ?? nil }
+    /// How many tasks, or -1 when the store could not answer.
+    var peekCount: Int { (try? count) ?? -1 }
 }
