@@ -34,16 +34,19 @@ serve() {  # name port extra-args...
 stop_all() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; PIDS=(); }
 load() {  # name conns port...
   local name=$1 conns=$2; shift 2
-  local p i=0
+  local p i=0 w=()
   for p in "$@"; do
     wrk -t1 -c"$conns" -d3s -s "$LUA" "http://127.0.0.1:$p" > /dev/null 2>&1 &
+    w+=($!)
   done
-  wait
+  wait "${w[@]}"
+  w=()
   for p in "$@"; do
     wrk -t1 -c"$conns" -d"$DURATION" --latency -s "$LUA" "http://127.0.0.1:$p" > "$OUT/$name.$i.txt" 2>&1 &
+    w+=($!)
     i=$((i + 1))
   done
-  wait
+  wait "${w[@]}"
   local total=0 f rps non2xx=0
   for f in "$OUT/$name".*.txt; do
     rps=$(field "Requests/sec:" "$f")

@@ -230,6 +230,7 @@ public enum PostgresSchema {
                 created_at double precision NOT NULL,
                 updated_at double precision NOT NULL,
                 last_heard double precision NOT NULL,
+                version    bigint NOT NULL DEFAULT 0,
                 task       text NOT NULL
             );
             CREATE INDEX hailuo_tasks_status_seq ON hailuo_tasks (status, seq);

@@ -90,18 +90,49 @@ public final class PostgresTaskStore: TaskStore {
          text(task)]
     }
 
-    private static func write(_ c: PostgresConnection, _ task: VideoTask) throws(PostgresError) {
+    /// Writes `task` back if its row is still at `version` (nobody changed it since it was
+    /// read), announcing it when `announce`; in one statement, so one round trip, and
+    /// committed on its own. False when another change won: read again and retry.
+    private static func write(_ c: PostgresConnection, _ task: VideoTask, ifVersion version: String, announce: Bool) throws(PostgresError) -> Bool {
         let r = row(task, token: nil)
-        try c.query("""
-            UPDATE hailuo_tasks SET status = $2, file_id = $3, updated_at = $4, last_heard = $5, task = $6 WHERE task_id = $1
-            """, [r[0], r[1], r[3], r[5], r[6], r[7]])
+        let update = """
+            WITH changed AS (
+                UPDATE hailuo_tasks SET status = $2, file_id = $3, updated_at = $4, last_heard = $5, task = $6, version = version + 1
+                WHERE task_id = $1 AND version = $7 RETURNING task_id)
+            """
+        var parameters = [r[0], r[1], r[3], r[5], r[6], r[7], version]
+        if announce { parameters += [channel, notification(task)] }
+        let written = try c.query(update + (announce ? "SELECT pg_notify($8, $9) FROM changed" : "SELECT task_id FROM changed"), parameters)
+        return written.rows.count == 1
+    }
+
+    /// Read, change with the state machine, write back if unchanged meanwhile (else again):
+    /// the decision is a conditional update, so two replicas changing one task at once
+    /// both apply in turn, and neither holds a lock across round trips.
+    /// `change` answers what to return and whether to announce; nil: the task is unknown.
+    private func change<T>(_ c: PostgresConnection, find sql: String, _ key: String,
+                           _ change: (String, inout VideoTask) throws(PostgresError) -> (result: T, write: Bool, announce: Bool)) throws(PostgresError) -> (T, VideoTask)? {
+        for _ in 0..<64 {
+            let found = try c.query(sql, [key])
+            guard let row = found.rows.first else { return nil }
+            var task = try PostgresTaskStore.decode(row[2])
+            let outcome = try change(row[0] ?? "", &task)
+            guard outcome.write else { return (outcome.result, task) }
+            if try PostgresTaskStore.write(c, task, ifVersion: row[1] ?? "0", announce: outcome.announce) { return (outcome.result, task) }
+        }
+        throw PostgresError(.retryable, "task \(key) kept changing under this update")
     }
 
     /// Tells every replica (this one too) that `task` changed: the task itself when it fits a
     /// notification, else its id (the listeners then read it).
     private static func announce(_ c: PostgresConnection, _ task: VideoTask) throws(PostgresError) {
+        try c.query("SELECT pg_notify($1, $2)", [channel, notification(task)])
+    }
+
+    /// A notification's payload: the task when it fits (8000 bytes at most), else its id.
+    static func notification(_ task: VideoTask) -> String {
         let body = text(task)
-        try c.query("SELECT pg_notify($1, $2)", [channel, body.utf8.count < 7900 ? body : task.taskID])
+        return body.utf8.count < 7900 ? body : task.taskID
     }
 
     private func store<T>(_ body: (PostgresConnection) throws(PostgresError) -> T) throws(StoreError) -> T {
@@ -157,7 +188,8 @@ public final class PostgresTaskStore: TaskStore {
                 INSERT INTO hailuo_tasks (task_id, status, token, file_id, created_at, updated_at, last_heard, task)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                 ON CONFLICT (task_id) DO UPDATE SET status = EXCLUDED.status, token = coalesce(EXCLUDED.token, hailuo_tasks.token),
-                    file_id = EXCLUDED.file_id, updated_at = EXCLUDED.updated_at, last_heard = EXCLUDED.last_heard, task = EXCLUDED.task
+                    file_id = EXCLUDED.file_id, updated_at = EXCLUDED.updated_at, last_heard = EXCLUDED.last_heard, task = EXCLUDED.task,
+                    version = hailuo_tasks.version + 1
                 """, PostgresTaskStore.row(task, token: token?.value))
             try PostgresTaskStore.announce(c, task)
             return task
@@ -173,65 +205,68 @@ public final class PostgresTaskStore: TaskStore {
 
     public func recordCallback(token: String, update: StatusUpdate, at now: Date) -> TaskRegistry.CallbackOutcome {
         do {
-            let (outcome, changed) = try transaction { c throws(PostgresError) -> (TaskRegistry.CallbackOutcome, VideoTask?) in
-                for look in 0..<2 {
-                    let found = try c.query("SELECT task_id, task FROM hailuo_tasks WHERE token = $1 FOR UPDATE", [token])
-                    if let row = found.rows.first {
-                        let id = row[0] ?? ""
-                        guard id == update.taskID else { return (.taskMismatch(expected: id), nil) }
-                        var task = try PostgresTaskStore.decode(row[1])
+            for _ in 0..<2 {
+                if let (outcome, task) = try store({ c throws(PostgresError) in
+                    try self.change(c, find: "SELECT task_id, version, task FROM hailuo_tasks WHERE token = $1", token) { id, task throws(PostgresError) -> (result: TaskRegistry.CallbackOutcome, write: Bool, announce: Bool) in
+                        guard id == update.taskID else { return (.taskMismatch(expected: id), false, false) }
                         let outcome = task.apply(update, at: now, via: .callback)
-                        try PostgresTaskStore.write(c, task)
-                        guard outcome == .applied else { return (.recorded(outcome), nil) }
-                        try PostgresTaskStore.announce(c, task)
-                        return (.recorded(outcome), task)
+                        return (.recorded(outcome), true, outcome == .applied)
                     }
-                    guard look == 0 else { break }
-                    // Not a task's token: a reservation whose submission is still being answered?
-                    let reserved = try c.query("SELECT token FROM hailuo_reserved_tokens WHERE token = $1 FOR UPDATE", [token])
-                    if !reserved.isEmpty {
-                        let kept = Int(try c.query("SELECT count(*) FROM hailuo_early_callbacks WHERE token = $1", [token])[0, 0] ?? "0") ?? 0
-                        if kept < VideoTask.maxEvents {
-                            var writer = JSONWriter(capacity: 128)
-                            writer.journalUpdate(update)
-                            try c.query("INSERT INTO hailuo_early_callbacks (token, record) VALUES ($1, $2)",
-                                        [token, String(decoding: writer.out, as: UTF8.self)])
-                        }
-                        return (.keptUntilSubmitted, nil)
-                    }
-                    // The submission may have committed while this looked: look once more.
+                }) {
+                    if case .recorded(.applied) = outcome { changedHere(task) }
+                    return outcome
                 }
-                return (.unknownToken, nil)
+                // Not a task's token: a reservation whose submission is still being answered?
+                let kept = try transaction { c throws(PostgresError) -> Bool? in
+                    let reserved = try c.query("SELECT token FROM hailuo_reserved_tokens WHERE token = $1 FOR UPDATE", [token])
+                    guard !reserved.isEmpty else {
+                        // The submission may have committed while this looked: look once more.
+                        return try c.query("SELECT 1 FROM hailuo_tasks WHERE token = $1", [token]).isEmpty ? false : nil
+                    }
+                    let kept = Int(try c.query("SELECT count(*) FROM hailuo_early_callbacks WHERE token = $1", [token])[0, 0] ?? "0") ?? 0
+                    if kept < VideoTask.maxEvents {
+                        var writer = JSONWriter(capacity: 128)
+                        writer.journalUpdate(update)
+                        try c.query("INSERT INTO hailuo_early_callbacks (token, record) VALUES ($1, $2)",
+                                    [token, String(decoding: writer.out, as: UTF8.self)])
+                    }
+                    return true
+                }
+                switch kept {
+                case true?: return .keptUntilSubmitted
+                case false?: return .unknownToken
+                case nil: continue
+                }
             }
-            changedHere(changed)
-            return outcome
+            return .unknownToken
         } catch {
             return .notRecorded(error.description)
         }
     }
 
     public func apply(_ update: StatusUpdate, via: TaskEvent.Via, createIfMissing: Bool, at now: Date) throws(StoreError) -> ApplyOutcome? {
-        let (outcome, changed) = try transaction { c throws(PostgresError) -> (ApplyOutcome?, VideoTask?) in
-            let found = try c.query("SELECT task FROM hailuo_tasks WHERE task_id = $1 FOR UPDATE", [update.taskID])
-            if let row = found.rows.first {
-                var task = try PostgresTaskStore.decode(row[0])
+        let (outcome, changed) = try store { c throws(PostgresError) -> (ApplyOutcome?, VideoTask?) in
+            for _ in 0..<8 {
+                if let (outcome, task) = try self.change(c, find: "SELECT task_id, version, task FROM hailuo_tasks WHERE task_id = $1", update.taskID,
+                                                         { _, task throws(PostgresError) -> (result: ApplyOutcome, write: Bool, announce: Bool) in
+                    let outcome = task.apply(update, at: now, via: via)
+                    return (outcome, true, outcome == .applied)
+                }) {
+                    return (outcome, outcome == .applied ? task : nil)
+                }
+                guard createIfMissing else { return (nil, nil) }
+                var task = VideoTask(taskID: update.taskID, source: .external, createdAt: now)
                 let outcome = task.apply(update, at: now, via: via)
-                try PostgresTaskStore.write(c, task)
-                guard outcome == .applied else { return (outcome, nil) }
-                try PostgresTaskStore.announce(c, task)
-                return (outcome, task)
+                let inserted = try c.query("""
+                    WITH added AS (
+                        INSERT INTO hailuo_tasks (task_id, status, token, file_id, created_at, updated_at, last_heard, task)
+                        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (task_id) DO NOTHING RETURNING task_id)
+                    SELECT pg_notify($9, $10) FROM added
+                    """, PostgresTaskStore.row(task, token: nil) + [PostgresTaskStore.channel, PostgresTaskStore.notification(task)])
+                if inserted.rows.count == 1 { return (outcome, task) }
+                // Another replica created it meanwhile: apply to its row.
             }
-            guard createIfMissing else { return (nil, nil) }
-            var task = VideoTask(taskID: update.taskID, source: .external, createdAt: now)
-            let outcome = task.apply(update, at: now, via: via)
-            let inserted = try c.query("""
-                INSERT INTO hailuo_tasks (task_id, status, token, file_id, created_at, updated_at, last_heard, task)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (task_id) DO NOTHING
-                """, PostgresTaskStore.row(task, token: nil))
-            // Another replica created it meanwhile: the whole transaction again finds its row.
-            guard inserted.affected == 1 else { throw PostgresError(.retryable, "task \(update.taskID) was created meanwhile") }
-            try PostgresTaskStore.announce(c, task)
-            return (outcome, task)
+            throw PostgresError(.retryable, "task \(update.taskID) kept changing under this update")
         }
         changedHere(changed)
         return outcome
@@ -239,14 +274,11 @@ public final class PostgresTaskStore: TaskStore {
 
     @discardableResult
     public func update(_ taskID: String, notify: Bool, _ change: (inout VideoTask) -> Void) throws(StoreError) -> Bool {
-        let changed = try transaction { c throws(PostgresError) -> VideoTask? in
-            let found = try c.query("SELECT task FROM hailuo_tasks WHERE task_id = $1 FOR UPDATE", [taskID])
-            guard let row = found.rows.first else { return nil }
-            var task = try PostgresTaskStore.decode(row[0])
-            change(&task)
-            try PostgresTaskStore.write(c, task)
-            if notify { try PostgresTaskStore.announce(c, task) }
-            return task
+        let changed = try store { c throws(PostgresError) -> VideoTask? in
+            try self.change(c, find: "SELECT task_id, version, task FROM hailuo_tasks WHERE task_id = $1", taskID) { _, task throws(PostgresError) -> (result: Void, write: Bool, announce: Bool) in
+                change(&task)
+                return ((), true, notify)
+            }?.1
         }
         if notify { changedHere(changed) }
         return changed != nil
