@@ -52,6 +52,44 @@ import Testing
         }
     }
 
+    @Test func theEventStreamOnAShowsChangesMadeOnB() async throws {
+        try await withReplicas { a, _, _, clientB in
+            let token = CallbackToken.generate()
+            try a.registry.insert(VideoTask(taskID: "E1", source: .submitted, createdAt: Date()), token: token)
+            let reader = try SSEReader(port: a.port)
+            #expect(await eventually { a.events.subscriberCount == 1 })
+            async let ids = reader.idsAsync(2)
+            #expect(try await clientB.post("/v1/callbacks/\(token.value)", #"{"task_id":"E1","status":"processing"}"#).status == 200)
+            #expect(try await clientB.post("/v1/callbacks/\(token.value)", #"{"task_id":"E1","status":"success","file_id":"F"}"#).status == 200)
+            #expect(await ids.count == 2, "A's stream got both changes B made")
+        }
+    }
+
+    /// Retention and max_tasks, enforced in SQL: ended tasks past the retention go, then the
+    /// oldest ended ones past max_tasks; unfinished ones stay while ended ones remain.
+    @Test func retentionAndMaxTasksAreEnforcedInSQL() async throws {
+        let url = try await TestDatabase.fresh()
+        let store = try await blocking { try PostgresTaskStore(url: url, maxTasks: 5, retention: 3600, logger: quietLogger()) }
+        defer { store.close() }
+        let old = Date().addingTimeInterval(-7200)
+        try await blocking {
+            for i in 0..<4 {  // ended two hours ago: past the retention
+                try store.insert(VideoTask(taskID: "old\(i)", source: .submitted, createdAt: old), token: nil, at: old)
+                _ = try store.apply(StatusUpdate(taskID: "old\(i)", status: .success), via: .poll, createIfMissing: false, at: old)
+            }
+            for i in 0..<4 { try store.insert(VideoTask(taskID: "ended\(i)", source: .submitted, createdAt: Date()), token: nil, at: Date())
+                _ = try store.apply(StatusUpdate(taskID: "ended\(i)", status: .failed), via: .poll, createIfMissing: false, at: Date()) }
+            for i in 0..<3 { try store.insert(VideoTask(taskID: "open\(i)", source: .submitted, createdAt: Date()), token: nil, at: Date()) }
+            #expect(try store.count == 11)
+            try store.expire(now: Date())
+        }
+        let left = try await blocking { try store.list(status: nil, limit: 50, cursor: nil).tasks.map(\.taskID) }
+        // 7 after the retention; max_tasks 5 drops down to 1% under it, oldest ended first.
+        #expect(left.allSatisfy { !$0.hasPrefix("old") }, "\(left)")
+        #expect(Set(left).isSuperset(of: ["open0", "open1", "open2"]), "\(left)")
+        #expect(left.count <= 5, "\(left)")
+    }
+
     @Test func theSameCallbackAtAAndBAtOnceIsRecordedOnce() async throws {
         try await withReplicas { a, clientA, _, clientB in
             var paths: [String: String] = [:]
