@@ -64,7 +64,7 @@ public final class HookServer: Sendable {
         } else {
             registry = memory!
         }
-        let keys = IdempotencyKeys(journal: journal)
+        let keys = (registry as? PostgresTaskStore).map { IdempotencyKeys(pool: $0.pool) } ?? IdempotencyKeys(journal: journal)
         if let journal, let registry = memory {
             let started = Date()
             let report = try journal.replay { record in

@@ -14,9 +14,14 @@ public struct IdempotencyEntry: Sendable, Codable, Equatable {
 
 /// `Idempotency-Key` on submit: a repeat of the same key and body answers
 /// the first result instead of submitting again (kept 24 h); the same key
-/// with another body is refused (422).
+/// with another body is refused (422). In this process (with the journal), or in
+/// PostgreSQL (`hailuo_idempotency`) when the replicas share one: then a repeat that
+/// reaches another replica is answered the same.
 public final class IdempotencyKeys: Sendable {
     public static let lifetime: TimeInterval = 24 * 3600
+    /// A key still "in progress" this long after it began is taken as abandoned (its
+    /// replica died mid-submit): longer than any submit may take.
+    public static let stalled: TimeInterval = 300
 
     public enum Begin: Sendable, Equatable {
         case proceed
@@ -32,9 +37,17 @@ public final class IdempotencyKeys: Sendable {
 
     private let slots = Mutex<[String: Slot]>([:])
     private let journal: Journal?
+    private let pool: PostgresPool?
 
     public init(journal: Journal?) {
         self.journal = journal
+        self.pool = nil
+    }
+
+    /// Shared by every replica on the database of `pool`.
+    public init(pool: PostgresPool) {
+        self.journal = nil
+        self.pool = pool
     }
 
     public static func digest(_ body: [UInt8]) -> String {
@@ -45,8 +58,9 @@ public final class IdempotencyKeys: Sendable {
         }
     }
 
-    public func begin(key: String, body: [UInt8], now: Date = Date()) -> Begin {
+    public func begin(key: String, body: [UInt8], now: Date = Date()) throws(StoreError) -> Begin {
         let digest = IdempotencyKeys.digest(body)
+        if let pool { return try IdempotencyKeys.begin(pool, key: key, digest: digest, now: now) }
         return slots.withLock { slots in
             switch slots[key] {
             case .done(let entry) where now.timeIntervalSince(entry.createdAt) < IdempotencyKeys.lifetime:
@@ -64,12 +78,27 @@ public final class IdempotencyKeys: Sendable {
     /// Keeps the answer of a submission (only answers worth repeating: success and refusals of the body).
     public func finish(key: String, body: [UInt8], status: Int, answer: [UInt8], now: Date = Date()) {
         let entry = IdempotencyEntry(key: key, bodyDigest: IdempotencyKeys.digest(body), status: status, answer: answer, createdAt: now)
+        if let pool {
+            // Best effort, as the journal's: a lost entry means a repeat is submitted again.
+            guard let text = try? Journal.encoder.encode(entry) else { return }
+            _ = try? pool.withConnection { c throws(PostgresError) in
+                try c.query("UPDATE hailuo_idempotency SET entry = $2, created_at = $3 WHERE key = $1",
+                            [key, String(decoding: text, as: UTF8.self), now.timeIntervalSince1970.description])
+            }
+            return
+        }
         if let journal { try? journal.append(Journal.line(.idempotency(entry))) }
         slots.withLock { $0[key] = .done(entry) }
     }
 
     /// Forgets a key whose submission did not get an answer worth keeping (an upstream failure: retrying is right).
     public func abandon(key: String) {
+        if let pool {
+            _ = try? pool.withConnection { c throws(PostgresError) in
+                try c.query("DELETE FROM hailuo_idempotency WHERE key = $1 AND entry LIKE 'in progress %'", [key])
+            }
+            return
+        }
         slots.withLock { slots in
             if case .inProgress = slots[key] { slots[key] = nil }
         }
@@ -86,6 +115,35 @@ public final class IdempotencyKeys: Sendable {
                 if case .done(let e) = slot, now.timeIntervalSince(e.createdAt) < IdempotencyKeys.lifetime { return e }
                 return nil
             }
+        }
+    }
+
+    /// The shared form: the key's row is claimed with an insert that only one replica wins;
+    /// a row holds `in progress <digest>` until its answer (an `IdempotencyEntry` as JSON).
+    private static func begin(_ pool: PostgresPool, key: String, digest: String, now: Date) throws(StoreError) -> Begin {
+        do {
+            return try pool.withConnection { c throws(PostgresError) -> Begin in
+                for _ in 0..<4 {
+                    let claimed = try c.query("""
+                        INSERT INTO hailuo_idempotency (key, entry, created_at) VALUES ($1, $2, $3)
+                        ON CONFLICT (key) DO NOTHING RETURNING key
+                        """, [key, "in progress \(digest)", now.timeIntervalSince1970.description])
+                    if !claimed.isEmpty { return .proceed }
+                    let found = try c.query("SELECT entry, created_at FROM hailuo_idempotency WHERE key = $1", [key])
+                    guard let row = found.rows.first, let text = row[0], let at = row[1].flatMap(Double.init) else { continue }
+                    let age = now.timeIntervalSince1970 - at
+                    if text.hasPrefix("in progress ") {
+                        if age < stalled { return text == "in progress \(digest)" ? .inProgress : .otherBody }
+                    } else if age < lifetime, let entry = try? Journal.decoder.decode(IdempotencyEntry.self, from: Data(text.utf8)) {
+                        return entry.bodyDigest == digest ? .replay(entry) : .otherBody
+                    }
+                    // Expired, or abandoned by a replica that died: free it, and claim it again.
+                    try c.query("DELETE FROM hailuo_idempotency WHERE key = $1 AND created_at = $2", [key, row[1]])
+                }
+                throw PostgresError(.retryable, "Idempotency-Key \(key) kept changing")
+            }
+        } catch {
+            throw StoreError("PostgreSQL: \(error)")
         }
     }
 

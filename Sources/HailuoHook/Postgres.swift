@@ -71,9 +71,6 @@ public final class PostgresConnection: @unchecked Sendable {
         return PQstatus(connection) != CONNECTION_OK
     }
 
-    /// Connects again after a break.
-    public func reconnect() throws(PostgresError) { try connect() }
-
     /// Runs one statement with text parameters `$1, $2, …` (nil is NULL).
     @discardableResult
     public func query(_ sql: String, _ parameters: [String?] = []) throws(PostgresError) -> PostgresRows {

@@ -173,7 +173,7 @@ public final class PostgresTaskStore: TaskStore {
                 if !reserved.isEmpty {
                     let early = try c.query("SELECT record FROM hailuo_early_callbacks WHERE token = $1 ORDER BY seq", [token.value])
                     for record in early.rows {
-                        guard let update = PostgresTaskStore.update(record[0]), update.taskID == task.taskID else { continue }
+                        guard let update = PostgresTaskStore.statusUpdate(record[0]), update.taskID == task.taskID else { continue }
                         task.apply(update, at: now, via: .callback)
                     }
                     try c.query("DELETE FROM hailuo_reserved_tokens WHERE token = $1", [token.value])
@@ -198,7 +198,8 @@ public final class PostgresTaskStore: TaskStore {
         return stored
     }
 
-    static func update(_ text: String?) -> StatusUpdate? {
+    /// An early callback kept under a reservation.
+    static func statusUpdate(_ text: String?) -> StatusUpdate? {
         guard let text else { return nil }
         return try? Journal.decoder.decode(StatusUpdate.self, from: Data(text.utf8))
     }

@@ -26,7 +26,9 @@ public struct Submissions: Sendable {
         guard (1...255).contains(key.utf8.count) else {
             return APIError.minimax(.badRequest, "Idempotency-Key must be 1 to 255 characters")
         }
-        switch keys.begin(key: key, body: request.body) {
+        let begun: IdempotencyKeys.Begin
+        do { begun = try keys.begin(key: key, body: request.body) } catch { return .storeUnavailable(error) }
+        switch begun {
         case .replay(let entry):
             var response = Response.json(Status(code: entry.status), entry.answer)
             response.headers.add("Idempotent-Replayed", "true")

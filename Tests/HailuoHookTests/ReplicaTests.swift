@@ -90,6 +90,21 @@ import Testing
         #expect(left.count <= 5, "\(left)")
     }
 
+    /// An Idempotency-Key is shared: the repeat reaching B is answered what A answered.
+    @Test func anIdempotencyKeyIsHonouredByTheOtherReplica() async throws {
+        try await withReplicas { _, clientA, _, clientB in
+            let key = ["Idempotency-Key": "order-\(UUID().uuidString)"]
+            let first = try await clientA.call("POST", "/v1/video_generation", json: seedBody, headers: key)
+            #expect(first.status == 200, "\(first.text)")
+            let repeated = try await clientB.call("POST", "/v1/video_generation", json: seedBody, headers: key)
+            #expect(repeated.status == 200)
+            #expect(repeated.headers["idempotent-replayed"] == "true")
+            #expect(repeated.json["task_id"] as? String == first.json["task_id"] as? String)
+            let other = try await clientB.call("POST", "/v1/video_generation", json: seedBody.replacingOccurrences(of: "reads", with: "writes"), headers: key)
+            #expect(other.status == 422, "\(other.text)")
+        }
+    }
+
     @Test func theSameCallbackAtAAndBAtOnceIsRecordedOnce() async throws {
         try await withReplicas { a, clientA, _, clientB in
             var paths: [String: String] = [:]
