@@ -106,23 +106,43 @@ struct JSONReader {
         }
     }
 
-    mutating func string() throws(GiveUp) -> String {
-        try expect(0x22)
-        let start = i
+    /// What follows an opening quote, up to the first byte that is not plain text.
+    private enum Scan {
+        /// The string ended without escapes (consumed, closing quote included).
+        case plain(UnsafeRawBufferPointer, ascii: Bool)
+        /// An escape at `i`: the bytes before it are `start..<i`.
+        case escape
+        /// A control byte, or the input ended.
+        case invalid
+    }
+
+    private mutating func scanPlain(from start: Int) -> Scan {
         var ascii = true
         while i < bytes.count {
             let c = bytes[i]
             if c == 0x22 {
                 let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
                 i += 1
-                if ascii { return String(decoding: raw, as: UTF8.self) }
-                guard let s = String(validating: raw, as: UTF8.self) else { throw GiveUp() }
-                return s
+                return .plain(raw, ascii: ascii)
             }
-            if c == 0x5C { break }
-            guard c >= 0x20 else { throw GiveUp() }
+            if c == 0x5C { return .escape }
+            guard c >= 0x20 else { return .invalid }
             if c >= 0x80 { ascii = false }
             i += 1
+        }
+        return .invalid
+    }
+
+    mutating func string() throws(GiveUp) -> String {
+        try expect(0x22)
+        let start = i
+        switch scanPlain(from: start) {
+        case .plain(let raw, let ascii):
+            if ascii { return String(decoding: raw, as: UTF8.self) }
+            guard let s = String(validating: raw, as: UTF8.self) else { throw GiveUp() }
+            return s
+        case .invalid: throw GiveUp()
+        case .escape: break
         }
         // With escapes: the bytes rebuilt, then validated.
         var out = [UInt8](UnsafeRawBufferPointer(rebasing: bytes[start..<i]))
@@ -343,21 +363,9 @@ struct JSONReader {
     /// A string with no escapes and no control bytes, valid UTF-8: written back the same.
     private mutating func canonicalString() -> UnsafeRawBufferPointer? {
         i += 1
-        let start = i
-        var ascii = true
-        while i < bytes.count {
-            let c = bytes[i]
-            if c == 0x22 {
-                let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<i])
-                i += 1
-                if !ascii, String(validating: raw, as: UTF8.self) == nil { return nil }
-                return raw
-            }
-            if c < 0x20 || c == 0x5C { return nil }
-            if c >= 0x80 { ascii = false }
-            i += 1
-        }
-        return nil
+        guard case .plain(let raw, let ascii) = scanPlain(from: i) else { return nil }
+        if !ascii, String(validating: raw, as: UTF8.self) == nil { return nil }
+        return raw
     }
 
     /// A `String?` member: null is nil.
